@@ -1,0 +1,94 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Contact is one registered device of a user (a REGISTER binding).
+type Contact struct {
+	Account    string
+	User       string
+	URI        string // the Contact URI
+	Source     string // where the REGISTER came from, host:port
+	Transport  string // udp, tcp, tls
+	UserAgent  string
+	InstanceID string // +sip.instance, if the device sent one
+	Expires    time.Time
+}
+
+// PutContact adds or refreshes a binding, keyed by account, user and URI.
+func (s *Store) PutContact(ctx context.Context, c Contact) error {
+	if c.Account == "" || c.User == "" || c.URI == "" || c.Expires.IsZero() {
+		return errors.New("put contact: account, user, uri and expires are required")
+	}
+	_, err := s.db.ExecContext(ctx, `
+		INSERT INTO contacts (account, username, uri, source, transport, user_agent, instance_id, expires_us)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (account, username, uri) DO UPDATE SET
+			source = excluded.source, transport = excluded.transport,
+			user_agent = excluded.user_agent, instance_id = excluded.instance_id,
+			expires_us = excluded.expires_us`,
+		c.Account, c.User, c.URI, c.Source, c.Transport, c.UserAgent, c.InstanceID, c.Expires.UnixMicro())
+	if err != nil {
+		return fmt.Errorf("put contact %s of %s/%s: %w", c.URI, c.Account, c.User, err)
+	}
+	return nil
+}
+
+// DeleteContact removes a binding; removing one that is not there is not an
+// error.
+func (s *Store) DeleteContact(ctx context.Context, account, user, uri string) error {
+	_, err := s.db.ExecContext(ctx,
+		`DELETE FROM contacts WHERE account = $1 AND username = $2 AND uri = $3`, account, user, uri)
+	if err != nil {
+		return fmt.Errorf("delete contact %s of %s/%s: %w", uri, account, user, err)
+	}
+	return nil
+}
+
+// Contacts returns the user's bindings that have not expired at now, the
+// longest-lived first.
+func (s *Store) Contacts(ctx context.Context, account, user string, now time.Time) ([]Contact, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT account, username, uri, source, transport, user_agent, instance_id, expires_us
+		FROM contacts WHERE account = $1 AND username = $2 AND expires_us > $3
+		ORDER BY expires_us DESC, uri`,
+		account, user, now.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("contacts of %s/%s: %w", account, user, err)
+	}
+	defer rows.Close()
+	var cs []Contact
+	for rows.Next() {
+		var (
+			c       Contact
+			expires int64
+		)
+		if err := rows.Scan(&c.Account, &c.User, &c.URI, &c.Source, &c.Transport, &c.UserAgent, &c.InstanceID, &expires); err != nil {
+			return nil, fmt.Errorf("contacts of %s/%s: %w", account, user, err)
+		}
+		c.Expires = time.UnixMicro(expires).UTC()
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("contacts of %s/%s: %w", account, user, err)
+	}
+	return cs, nil
+}
+
+// PurgeExpired deletes the bindings that have expired at now and returns
+// how many there were.
+func (s *Store) PurgeExpired(ctx context.Context, now time.Time) (int64, error) {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM contacts WHERE expires_us <= $1`, now.UnixMicro())
+	if err != nil {
+		return 0, fmt.Errorf("purge expired contacts: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("purge expired contacts: %w", err)
+	}
+	return n, nil
+}
