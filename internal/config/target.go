@@ -149,10 +149,10 @@ func CheckE164(s string) error {
 		return fmt.Errorf("%q is not an E.164 number: %v", s, err)
 	}
 	if phonenumbers.GetRegionCodeForCountryCode(int(n.GetCountryCode())) == "ZZ" {
-		return fmt.Errorf("%q has an unknown country code", s)
+		return fmt.Errorf("%q is not an E.164 number: unknown country code", s)
 	}
 	if !phonenumbers.IsPossibleNumber(n) {
-		return fmt.Errorf("%q is not a possible number for country code +%d", s, n.GetCountryCode())
+		return fmt.Errorf("%q is not an E.164 number: impossible length for country code +%d", s, n.GetCountryCode())
 	}
 	return nil
 }
