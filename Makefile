@@ -1,0 +1,40 @@
+# Switchboard. `make demo` runs the product on the embedded database;
+# `make test` runs every test (PostgreSQL at 127.0.0.1:5432 is required).
+GO        ?= go
+PKGS      := ./...
+FUZZTIME  ?= 4s
+# package:target pairs run for FUZZTIME each by `make test`
+FUZZ      := ./internal/config:FuzzParse ./internal/routing:FuzzPrefixMatch
+
+.PHONY: all build demo test unit fuzz bench lint clean
+
+all: build
+
+build:
+	$(GO) build -o bin/switchboard ./cmd/switchboard
+
+demo: build
+	./bin/switchboard demo $(DEMOFLAGS)
+
+test: lint unit fuzz
+
+unit:
+	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+
+fuzz:
+	@set -e; for pt in $(FUZZ); do \
+		pkg=$${pt%%:*}; target=$${pt##*:}; \
+		echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+clean:
+	rm -rf bin switchboard-data

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+func cmdValidate(_ context.Context, args []string, out io.Writer) error {
+	fs := newFlags("validate")
+	file := fs.String("f", "", "configuration file (YAML or JSON)")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return fmt.Errorf("%w: -f FILE is required", errUsage)
+	}
+	doc, err := config.LoadFile(*file)
+	if err != nil {
+		return fileErr(*file, err)
+	}
+	fmt.Fprintf(out, "%s: account %q is valid (%d numbers, %d extensions, %d users)\n",
+		*file, doc.Account, len(doc.Numbers), len(doc.Extensions), len(doc.Users))
+	return nil
+}
+
+// fileErr prefixes validation errors, one per line, with the file name.
+func fileErr(file string, err error) error {
+	if fields := config.Fields(err); fields != nil {
+		msg := fmt.Sprintf("%s: %d errors", file, len(fields))
+		for _, f := range fields {
+			msg += "\n  " + f.Error()
+		}
+		return errors.New(msg)
+	}
+	return err
+}
+
+func cmdApply(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("apply")
+	file := fs.String("f", "", "configuration file (YAML or JSON)")
+	db := dbFlag(fs)
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return fmt.Errorf("%w: -f FILE is required", errUsage)
+	}
+	doc, err := config.LoadFile(*file)
+	if err != nil {
+		return fileErr(*file, err)
+	}
+	st, err := store.Open(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	version, err := st.ApplyConfig(ctx, doc)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "applied %s: account %q is at version %d\n", *file, doc.Account, version)
+	return nil
+}
+
+func cmdExport(ctx context.Context, args []string, out io.Writer) error {
+	fs := newFlags("export")
+	secrets := fs.Bool("secrets", false, "include passwords")
+	db := dbFlag(fs)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: export takes one ACCOUNT", errUsage)
+	}
+	st, err := store.Open(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	doc, _, err := st.LoadConfig(ctx, pos[0])
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("account %q not found", pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	if !*secrets {
+		doc = doc.Redact()
+	}
+	b, err := doc.Marshal()
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(b)
+	return err
+}
+
+func cmdToken(ctx context.Context, args []string, out io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return fmt.Errorf("%w: token create --account A", errUsage)
+	}
+	fs := newFlags("token create")
+	account := fs.String("account", "", "account the token is bound to")
+	admin := fs.Bool("admin", false, "an admin token for every account")
+	db := dbFlag(fs)
+	if _, err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if (*account == "") == !*admin {
+		return fmt.Errorf("%w: give --account A or --admin", errUsage)
+	}
+	st, err := store.Open(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if *account != "" {
+		if _, _, err := st.LoadConfig(ctx, *account); err != nil {
+			if errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("account %q not found", *account)
+			}
+			return err
+		}
+	}
+	tok, err := st.CreateToken(ctx, *account)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, tok)
+	return nil
+}

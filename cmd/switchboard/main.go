@@ -1,0 +1,115 @@
+// Command switchboard is the Switchboard call-routing server and its tools:
+// configuration as code (validate, apply, export), the routing explainer
+// (route), API tokens and the demo.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+const usage = `Switchboard routes the calls and messages that reach a business's phone numbers.
+
+Usage:
+  switchboard demo [--once]                   sample account, sample calls, explained
+  switchboard validate -f FILE                check a configuration file
+  switchboard apply -f FILE [--db URL]        replace an account's configuration
+  switchboard export ACCOUNT [--secrets] [--db URL]
+  switchboard route (-f FILE | --account A [--db URL]) --number N --from C
+                    [--name S] [--reputation LEVEL] [--captcha pass|fail] [--json]
+  switchboard token create --account A [--db URL]
+
+--db defaults to $SWITCHBOARD_DB, else ` + store.DefaultURL + `
+`
+
+// errUsage marks command-line mistakes: exit status 2 instead of 1.
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run executes one command and returns the process exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	cmds := map[string]func(context.Context, []string, io.Writer) error{
+		"validate": cmdValidate,
+		"apply":    cmdApply,
+		"export":   cmdExport,
+		"route":    cmdRoute,
+		"token":    cmdToken,
+		"demo":     cmdDemo,
+	}
+	name := args[0]
+	if name == "help" || name == "-h" || name == "--help" {
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	cmd, ok := cmds[name]
+	if !ok {
+		fmt.Fprintf(stderr, "switchboard: unknown command %q\n\n%s", name, usage)
+		return 2
+	}
+	err := cmd(ctx, args[1:], stdout)
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "switchboard %s: %v\n", name, err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "switchboard %s: %v\n", name, err)
+		return 1
+	}
+}
+
+// newFlags returns a flag set that reports errors instead of exiting.
+func newFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	return fs
+}
+
+// parseFlags parses args, turning flag errors into usage errors. Positional
+// arguments may come before or after the flags.
+func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// dbFlag registers --db with its environment default.
+func dbFlag(fs *flag.FlagSet) *string {
+	def := os.Getenv("SWITCHBOARD_DB")
+	if def == "" {
+		def = store.DefaultURL
+	}
+	return fs.String("db", def, "database URL: sqlite:PATH or postgres://...")
+}
