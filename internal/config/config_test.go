@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -270,4 +271,44 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("marshal of parsed document: %v", err)
 		}
 	})
+}
+
+func TestAliases(t *testing.T) {
+	shared := minimal + "  \"+34910000001\":\n    extension: support\n    rules: &r\n      - { prefix: \"1*\", weight: 1, action: reject-busy }\n  \"+34910000002\": { extension: support, rules: *r }\n"
+	doc, err := config.Parse([]byte(shared), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := doc.Numbers["+34910000002"].Rules; len(got) != 1 || got[0].Prefix != "1*" {
+		t.Fatalf("alias not expanded: %+v", got)
+	}
+	laughs := "a: &a [1,2,3,4,5,6,7,8,9]\n"
+	for i, prev := 'b', 'a'; i <= 'j'; i, prev = i+1, i {
+		laughs += fmt.Sprintf("%c: &%c [*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c,*%c]\n", i, i, prev, prev, prev, prev, prev, prev, prev, prev, prev, prev)
+	}
+	for _, tt := range []struct{ name, src, want string }{
+		{"recursive", "account: &a [*a]\n", "recursive alias"},
+		{"billion laughs", laughs, "aliases expand the document beyond"},
+		{"unknown field behind an alias", "x: &e { destination: \"sip:a@h\", bogus: 1 }\naccount: a\nextensions: { e: *e }\n", `unknown field "x"`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.Parse([]byte(tt.src), "t")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("want %q, got %v", tt.want, err)
+			}
+		})
+	}
+}
+
+func TestDuplicateNumberInLargeMap(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("account: a\nnumbers:\n")
+	for i := range 20000 {
+		fmt.Fprintf(&b, "  \"+349100%05d\": { extension: x }\n", i)
+	}
+	b.WriteString("  \"+34910000007\": { extension: y }\n")
+	_, err := config.Parse([]byte(b.String()), "t")
+	if err == nil || !strings.Contains(err.Error(), `line 20003: mapping key "+34910000007" already defined`) {
+		t.Fatalf("want duplicate key error, got %v", err)
+	}
 }
