@@ -1,0 +1,620 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+)
+
+// SessionConfig configures a Session. The zero value is usable.
+type SessionConfig struct {
+	Logger       *slog.Logger  // default slog.Default()
+	RTCPInterval time.Duration // 0: 5 s; negative: no reports sent
+	CNAME        string        // RTCP SDES CNAME; default "switchboard@<local ip>"
+}
+
+const (
+	defaultRTCPInterval = 5 * time.Second
+	maxPacketSize       = 1500
+	// A source that wrote nothing for this long is re-anchored on the
+	// outgoing timeline when it resumes (see WriteRTP).
+	sourceIdle = 200 * time.Millisecond
+)
+
+// Session is one RTP stream on a UDP port pair: RTP on an even port, RTCP on
+// the next. It does symmetric RTP: the remote address is latched to the
+// source of the first packet received (which may differ from the SDP address
+// behind NAT) and packets from any other source are then dropped, until
+// SetRemote is called again. It sends RTCP sender/receiver reports every 5 s.
+//
+// ReadRTP must be called from one goroutine at a time; WriteRTP, SetRemote,
+// Stats and Close are safe for concurrent use.
+type Session struct {
+	log      *slog.Logger
+	alloc    *PortAllocator
+	port     int
+	rtpConn  *net.UDPConn
+	rtcpConn *net.UDPConn
+	local    netip.AddrPort
+	cname    string
+	interval time.Duration
+	epoch    time.Time
+
+	mu          sync.Mutex // remote addresses and latching
+	remote      netip.AddrPort
+	remoteRTCP  netip.AddrPort
+	latched     bool
+	rtcpLatched bool
+
+	// Reader state, owned by the goroutine in ReadRTP.
+	rbuf         []byte
+	readWatched  bool
+	readDone     <-chan struct{}
+	readDeadline time.Time
+	readStop     func() bool
+
+	statsMu sync.Mutex // reception statistics for RTCP
+	recv    recvStats
+
+	wmu     sync.Mutex // outgoing stream
+	wbuf    []byte
+	ssrc    uint32
+	seq     uint16
+	sources [4]outSource
+	refTS   uint32 // newest timestamp sent, at refTime
+	refTime time.Time
+	srPkts  uint32
+	srBytes uint32
+
+	pktsIn, bytesIn, pktsOut, bytesOut atomic.Uint64
+	dropped, rtcpIn, rtcpOut           atomic.Uint64
+	lastIn, lastOut                    atomic.Int64 // unix nanoseconds
+
+	closed    atomic.Bool
+	closeOnce sync.Once
+	done      chan struct{}
+	wg        sync.WaitGroup
+}
+
+// outSource maps one writer's timestamps onto the session's outgoing timeline.
+type outSource struct {
+	ssrc   uint32
+	offset uint32
+	last   time.Time
+	used   bool
+}
+
+// SessionStats is a snapshot of a Session's counters. Bytes count RTP
+// payload octets, as RTCP does.
+type SessionStats struct {
+	PacketsIn, BytesIn   uint64
+	PacketsOut, BytesOut uint64
+	Dropped              uint64 // from a foreign source, or not RTP
+	RTCPIn, RTCPOut      uint64
+	LastIn, LastOut      time.Time // zero until the first packet
+	Remote               netip.AddrPort
+	Latched              bool   // Remote is the source of received packets
+	RemoteSSRC           uint32 // of the stream received
+	Lost                 int64  // packets lost in the stream received (RFC 3550)
+	Jitter               time.Duration
+}
+
+// NewSession binds the next free port pair and starts RTCP.
+func (a *PortAllocator) NewSession(cfg SessionConfig) (*Session, error) {
+	rc, cc, port, err := a.allocate()
+	if err != nil {
+		return nil, err
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Session{
+		log:      log.With("rtp_port", port),
+		alloc:    a,
+		port:     port,
+		rtpConn:  rc,
+		rtcpConn: cc,
+		local:    netip.AddrPortFrom(a.ip, uint16(port)),
+		cname:    cfg.CNAME,
+		interval: cfg.RTCPInterval,
+		epoch:    time.Now(),
+		rbuf:     make([]byte, maxPacketSize),
+		wbuf:     make([]byte, maxPacketSize),
+		ssrc:     randUint32(),
+		seq:      uint16(randUint32()),
+		refTS:    randUint32(),
+		done:     make(chan struct{}),
+	}
+	s.refTime = s.epoch
+	if s.cname == "" {
+		s.cname = "switchboard@" + a.ip.String()
+	}
+	if s.interval == 0 {
+		s.interval = defaultRTCPInterval
+	}
+	s.wg.Add(1)
+	go s.readRTCP()
+	if s.interval > 0 {
+		s.wg.Add(1)
+		go s.sendReports()
+	}
+	return s, nil
+}
+
+// LocalAddr is the local RTP address (the IP is unspecified if the allocator
+// listens on every interface: advertise the right one in SDP).
+func (s *Session) LocalAddr() netip.AddrPort { return s.local }
+
+// Port is the local RTP port.
+func (s *Session) Port() int { return s.port }
+
+// SSRC is the synchronisation source of every packet this session sends.
+func (s *Session) SSRC() uint32 { return s.ssrc }
+
+// SetRemote sets where to send RTP (RTCP goes to port+1) from the remote SDP,
+// and re-arms latching: the next packet received latches the remote again.
+func (s *Session) SetRemote(addr netip.AddrPort) {
+	addr = unmap(addr)
+	s.mu.Lock()
+	s.remote = addr
+	s.remoteRTCP = netip.AddrPortFrom(addr.Addr(), addr.Port()+1)
+	s.latched, s.rtcpLatched = false, false
+	s.mu.Unlock()
+}
+
+// SetRemoteRTCP overrides the RTCP destination (SDP a=rtcp, RFC 3605).
+func (s *Session) SetRemoteRTCP(addr netip.AddrPort) {
+	s.mu.Lock()
+	s.remoteRTCP = unmap(addr)
+	s.mu.Unlock()
+}
+
+// Remote returns the current RTP destination, invalid if unknown.
+func (s *Session) Remote() netip.AddrPort {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remote
+}
+
+func unmap(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+// LastActivity returns when the last RTP packet was received, or when the
+// session was created if none was: the call layer ends a call when this is
+// older than its RTP timeout.
+func (s *Session) LastActivity() time.Time {
+	if ns := s.lastIn.Load(); ns != 0 {
+		return time.Unix(0, ns)
+	}
+	return s.epoch
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Session) Stats() SessionStats {
+	st := SessionStats{
+		PacketsIn:  s.pktsIn.Load(),
+		BytesIn:    s.bytesIn.Load(),
+		PacketsOut: s.pktsOut.Load(),
+		BytesOut:   s.bytesOut.Load(),
+		Dropped:    s.dropped.Load(),
+		RTCPIn:     s.rtcpIn.Load(),
+		RTCPOut:    s.rtcpOut.Load(),
+		LastIn:     unixNano(s.lastIn.Load()),
+		LastOut:    unixNano(s.lastOut.Load()),
+	}
+	s.mu.Lock()
+	st.Remote, st.Latched = s.remote, s.latched
+	s.mu.Unlock()
+	s.statsMu.Lock()
+	st.RemoteSSRC = s.recv.ssrc
+	st.Lost = s.recv.lost()
+	st.Jitter = time.Duration(s.recv.jitter / SampleRate * float64(time.Second))
+	s.statsMu.Unlock()
+	return st
+}
+
+func unixNano(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns)
+}
+
+// ReadRTP waits for the next RTP packet from the remote and parses it into
+// pkt. pkt.Payload points into the session's buffer and is valid until the
+// next ReadRTP. It returns ctx's error when ctx ends and ErrClosed after
+// Close. Packets from a source other than the latched remote, and anything
+// that is not RTP version 2, are dropped and counted in Stats().Dropped.
+// Repeated calls with the same ctx do not allocate.
+func (s *Session) ReadRTP(ctx context.Context, pkt *rtp.Packet) error {
+	if err := s.watch(ctx); err != nil {
+		return err
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, from, err := s.rtpConn.ReadFromUDPAddrPort(s.rbuf)
+		if err != nil {
+			switch {
+			case errors.Is(err, net.ErrClosed):
+				return ErrClosed
+			case errors.Is(err, os.ErrDeadlineExceeded):
+				// ctx ended (checked at the top of the loop), its deadline
+				// passed, or a stale interrupt from an earlier ctx: re-arm.
+				dl, ok := ctx.Deadline()
+				if ok && !time.Now().Before(dl) {
+					return context.DeadlineExceeded
+				}
+				if err := s.rtpConn.SetReadDeadline(dl); err != nil {
+					return ErrClosed
+				}
+				continue
+			}
+			return fmt.Errorf("media: read rtp: %w", err)
+		}
+		now := time.Now()
+		if !s.acceptFrom(unmap(from)) || !isRTP(s.rbuf[:n]) || pkt.Unmarshal(s.rbuf[:n]) != nil {
+			s.dropped.Add(1)
+			continue
+		}
+		s.pktsIn.Add(1)
+		s.bytesIn.Add(uint64(len(pkt.Payload)))
+		s.lastIn.Store(now.UnixNano())
+		s.statsMu.Lock()
+		s.recv.update(&pkt.Header, s.arrival(now))
+		s.statsMu.Unlock()
+		return nil
+	}
+}
+
+// watch arranges for a blocked read to return when ctx ends. The
+// registration is kept while contexts with the same Done channel and
+// deadline are passed (comparing those, not the possibly non-comparable
+// ctx values), so the steady state does not allocate.
+func (s *Session) watch(ctx context.Context) error {
+	done := ctx.Done()
+	dl, _ := ctx.Deadline()
+	if s.readWatched && done == s.readDone && dl.Equal(s.readDeadline) {
+		return nil
+	}
+	if s.readStop != nil {
+		s.readStop()
+		s.readStop = nil
+	}
+	s.readWatched, s.readDone, s.readDeadline = true, done, dl
+	if done != nil {
+		s.readStop = context.AfterFunc(ctx, s.interrupt)
+	}
+	if err := s.rtpConn.SetReadDeadline(dl); err != nil {
+		return ErrClosed
+	}
+	return nil
+}
+
+// interrupt makes a blocked ReadRTP return to check its context.
+func (s *Session) interrupt() { _ = s.rtpConn.SetReadDeadline(time.Unix(1, 0)) }
+
+// isRTP rejects what pion would parse but is not RTP for us: other
+// versions, and RTCP multiplexed on the RTP port (RFC 5761 types 192-223).
+func isRTP(b []byte) bool {
+	return len(b) >= 12 && b[0]>>6 == 2 && (b[1] < 192 || b[1] > 223)
+}
+
+// acceptFrom latches the remote to the first source heard and then accepts
+// only that source.
+func (s *Session) acceptFrom(from netip.AddrPort) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.latched {
+		return from == s.remote
+	}
+	if from != s.remote {
+		s.log.Debug("rtp latched to source", "sdp", s.remote, "source", from)
+	}
+	s.remote, s.latched = from, true
+	if !s.rtcpLatched {
+		s.remoteRTCP = netip.AddrPortFrom(from.Addr(), from.Port()+1)
+	}
+	return true
+}
+
+// arrival is now in RTP clock units since the session started.
+func (s *Session) arrival(now time.Time) uint32 {
+	return uint32(int64(now.Sub(s.epoch)) * SampleRate / int64(time.Second))
+}
+
+// WriteRTP sends pkt to the remote. The session rewrites the header into
+// its own outgoing stream: its SSRC, a continuous sequence number, and a
+// timestamp on one timeline. Each writer is told apart by pkt.SSRC; a writer
+// new or idle for 200 ms is anchored where the timeline stands now (wall
+// clock since the last packet) and its first packet gets the marker bit,
+// after which its own timestamp deltas pass through unchanged. So a relayed
+// stream, a Player and DTMF can take turns, or interleave, and the far end
+// sees one well-formed stream. CSRCs, extensions and padding are not sent.
+// It returns ErrNoRemote while the remote is unknown.
+func (s *Session) WriteRTP(pkt *rtp.Packet) error {
+	s.mu.Lock()
+	dst := s.remote
+	s.mu.Unlock()
+	if !dst.IsValid() {
+		return ErrNoRemote
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	now := time.Now()
+	ts, fresh := s.mapSource(pkt.SSRC, pkt.Timestamp, now)
+	h := rtp.Header{
+		Version:        2,
+		Marker:         pkt.Marker || fresh,
+		PayloadType:    pkt.PayloadType,
+		SequenceNumber: s.seq,
+		Timestamp:      ts,
+		SSRC:           s.ssrc,
+	}
+	n, err := h.MarshalTo(s.wbuf)
+	if err != nil {
+		return fmt.Errorf("media: marshal rtp: %w", err)
+	}
+	if len(pkt.Payload) > len(s.wbuf)-n {
+		return fmt.Errorf("media: rtp payload of %d bytes too large", len(pkt.Payload))
+	}
+	n += copy(s.wbuf[n:], pkt.Payload)
+	if _, err := s.rtpConn.WriteToUDPAddrPort(s.wbuf[:n], dst); err != nil {
+		if errors.Is(err, net.ErrClosed) {
+			return ErrClosed
+		}
+		return fmt.Errorf("media: write rtp: %w", err)
+	}
+	s.seq++
+	if int32(ts-s.refTS) > 0 {
+		s.refTS, s.refTime = ts, now
+	}
+	s.srPkts++
+	s.srBytes += uint32(len(pkt.Payload))
+	s.pktsOut.Add(1)
+	s.bytesOut.Add(uint64(len(pkt.Payload)))
+	s.lastOut.Store(now.UnixNano())
+	return nil
+}
+
+// mapSource returns the outgoing timestamp for a writer's timestamp.
+func (s *Session) mapSource(ssrc, ts uint32, now time.Time) (uint32, bool) {
+	var slot *outSource
+	for i := range s.sources {
+		src := &s.sources[i]
+		if src.used && src.ssrc == ssrc {
+			if now.Sub(src.last) <= sourceIdle {
+				src.last = now
+				return ts + src.offset, false
+			}
+			slot = src
+			break
+		}
+		if slot == nil || !src.used || (slot.used && src.last.Before(slot.last)) {
+			slot = src
+		}
+	}
+	out := s.timelineAt(now)
+	*slot = outSource{ssrc: ssrc, offset: out - ts, last: now, used: true}
+	return out, true
+}
+
+// timelineAt extrapolates the outgoing timestamp to now. Caller holds wmu.
+func (s *Session) timelineAt(now time.Time) uint32 {
+	return s.refTS + uint32(int64(now.Sub(s.refTime))*SampleRate/int64(time.Second))
+}
+
+// Close stops the session, sends an RTCP BYE and releases its ports. It is
+// idempotent.
+func (s *Session) Close() error {
+	s.closeOnce.Do(func() {
+		s.wmu.Lock()
+		s.closed.Store(true)
+		s.wmu.Unlock()
+		s.sendRTCP(true)
+		close(s.done)
+		s.rtpConn.Close()
+		s.rtcpConn.Close()
+		s.wg.Wait()
+		s.alloc.release(s.port)
+	})
+	return nil
+}
+
+// recvStats are the RFC 3550 A.1/A.8 reception statistics of one source.
+type recvStats struct {
+	started       bool
+	ssrc          uint32
+	baseSeq       uint32
+	maxSeq        uint16
+	cycles        uint32
+	received      uint32
+	expectedPrior uint32
+	receivedPrior uint32
+	transit       int32
+	jitter        float64 // in RTP clock units
+	lastSR        uint32  // middle 32 bits of the last SR's NTP time
+	lastSRAt      time.Time
+}
+
+func (r *recvStats) update(h *rtp.Header, arrival uint32) {
+	transit := int32(arrival - h.Timestamp)
+	if !r.started || h.SSRC != r.ssrc {
+		*r = recvStats{started: true, ssrc: h.SSRC, baseSeq: uint32(h.SequenceNumber), maxSeq: h.SequenceNumber, received: 1, transit: transit}
+		return
+	}
+	if d := h.SequenceNumber - r.maxSeq; d != 0 && d < 0x8000 {
+		if h.SequenceNumber < r.maxSeq {
+			r.cycles += 1 << 16
+		}
+		r.maxSeq = h.SequenceNumber
+	}
+	r.received++
+	d := float64(transit - r.transit)
+	if d < 0 {
+		d = -d
+	}
+	r.transit = transit
+	r.jitter += (d - r.jitter) / 16
+}
+
+func (r *recvStats) extMax() uint32 { return r.cycles + uint32(r.maxSeq) }
+
+func (r *recvStats) lost() int64 {
+	if !r.started {
+		return 0
+	}
+	return int64(r.extMax()) - int64(r.baseSeq) + 1 - int64(r.received)
+}
+
+// report builds the reception report block and rolls the interval counters.
+func (r *recvStats) report(now time.Time) rtcp.ReceptionReport {
+	expected := r.extMax() - r.baseSeq + 1
+	expInt := expected - r.expectedPrior
+	recvInt := r.received - r.receivedPrior
+	r.expectedPrior, r.receivedPrior = expected, r.received
+	var fraction uint8
+	if lostInt := int64(expInt) - int64(recvInt); expInt > 0 && lostInt > 0 {
+		fraction = uint8(lostInt << 8 / int64(expInt))
+	}
+	lost := min(max(r.lost(), 0), 0x7FFFFF)
+	rr := rtcp.ReceptionReport{
+		SSRC:               r.ssrc,
+		FractionLost:       fraction,
+		TotalLost:          uint32(lost),
+		LastSequenceNumber: r.extMax(),
+		Jitter:             uint32(r.jitter),
+		LastSenderReport:   r.lastSR,
+	}
+	if !r.lastSRAt.IsZero() {
+		rr.Delay = uint32(now.Sub(r.lastSRAt).Seconds() * 65536)
+	}
+	return rr
+}
+
+// readRTCP receives RTCP until Close: it latches the RTCP remote and notes
+// sender reports for the LSR/DLSR fields of ours.
+func (s *Session) readRTCP() {
+	defer s.wg.Done()
+	buf := make([]byte, maxPacketSize)
+	for {
+		n, from, err := s.rtcpConn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) || s.closed.Load() {
+				return
+			}
+			continue
+		}
+		from = unmap(from)
+		s.mu.Lock()
+		ok := !s.rtcpLatched || from == s.remoteRTCP
+		if ok && !s.rtcpLatched {
+			s.remoteRTCP, s.rtcpLatched = from, true
+		}
+		s.mu.Unlock()
+		if !ok {
+			s.dropped.Add(1)
+			continue
+		}
+		pkts, err := rtcp.Unmarshal(buf[:n])
+		if err != nil {
+			s.dropped.Add(1)
+			continue
+		}
+		s.rtcpIn.Add(1)
+		for _, p := range pkts {
+			if sr, ok := p.(*rtcp.SenderReport); ok {
+				s.statsMu.Lock()
+				s.recv.lastSR = uint32(sr.NTPTime >> 16)
+				s.recv.lastSRAt = time.Now()
+				s.statsMu.Unlock()
+			}
+		}
+	}
+}
+
+func (s *Session) sendReports() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+			s.sendRTCP(false)
+		}
+	}
+}
+
+// sendRTCP sends a compound SR or RR + SDES (+ BYE).
+func (s *Session) sendRTCP(bye bool) {
+	s.mu.Lock()
+	dst := s.remoteRTCP
+	s.mu.Unlock()
+	if !dst.IsValid() || dst.Port() == 0 {
+		return
+	}
+	now := time.Now()
+	var reports []rtcp.ReceptionReport
+	s.statsMu.Lock()
+	if s.recv.started {
+		reports = append(reports, s.recv.report(now))
+	}
+	s.statsMu.Unlock()
+
+	var first rtcp.Packet
+	s.wmu.Lock()
+	if s.srPkts > 0 {
+		first = &rtcp.SenderReport{
+			SSRC:        s.ssrc,
+			NTPTime:     ntpTime(now),
+			RTPTime:     s.timelineAt(now),
+			PacketCount: s.srPkts,
+			OctetCount:  s.srBytes,
+			Reports:     reports,
+		}
+	} else {
+		first = &rtcp.ReceiverReport{SSRC: s.ssrc, Reports: reports}
+	}
+	s.wmu.Unlock()
+	pkts := []rtcp.Packet{first, &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{
+		Source: s.ssrc,
+		Items:  []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: s.cname}},
+	}}}}
+	if bye {
+		pkts = append(pkts, &rtcp.Goodbye{Sources: []uint32{s.ssrc}})
+	}
+	b, err := rtcp.Marshal(pkts)
+	if err != nil {
+		s.log.Debug("rtcp marshal", "err", err)
+		return
+	}
+	if _, err := s.rtcpConn.WriteToUDPAddrPort(b, dst); err == nil {
+		s.rtcpOut.Add(1)
+	}
+}
+
+// ntpTime is t in the 64-bit NTP format (seconds since 1900, 32.32).
+func ntpTime(t time.Time) uint64 {
+	const ntpEpochOffset = 2208988800
+	secs := uint64(t.Unix() + ntpEpochOffset)
+	frac := uint64(t.Nanosecond()) << 32 / uint64(time.Second)
+	return secs<<32 | frac
+}
