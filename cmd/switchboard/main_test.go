@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	_ "github.com/jackc/pgx/v5/stdlib"
+)
+
+const sample = "../../examples/acme.yaml"
+
+// sb runs one command in-process and returns its exit status and output.
+func sb(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// databases returns a fresh SQLite URL and a fresh PostgreSQL schema URL.
+func databases(t *testing.T) map[string]string {
+	t.Helper()
+	dbs := map[string]string{"sqlite": "sqlite:" + filepath.Join(t.TempDir(), "sb.db")}
+	if os.Getenv("SWITCHBOARD_SKIP_POSTGRES") == "1" {
+		return dbs
+	}
+	base := os.Getenv("SWITCHBOARD_TEST_POSTGRES")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	db, err := sql.Open("pgx", base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	schema := "sbcli_" + hex.EncodeToString(b)
+	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
+		t.Fatalf("PostgreSQL at %s is unreachable (set SWITCHBOARD_SKIP_POSTGRES=1 to skip): %v", base, err)
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("pgx", base)
+		if err == nil {
+			_, _ = db.Exec("DROP SCHEMA " + schema + " CASCADE")
+			db.Close()
+		}
+	})
+	dbs["postgres"] = base + "&search_path=" + schema
+	return dbs
+}
+
+func TestValidate(t *testing.T) {
+	code, out, _ := sb(t, "validate", "-f", sample)
+	if code != 0 || !strings.Contains(out, `account "acme" is valid`) {
+		t.Fatalf("validate sample: %d %q", code, out)
+	}
+	bad := filepath.Join(filepath.Dir(sample), "bad-validate-test.yaml") // beside the prompts it refers to
+	defer os.Remove(bad)
+	src, _ := os.ReadFile(sample)
+	src = bytes.Replace(src, []byte(`code: "21"`), []byte(`code: "2x"`), 1)
+	src = bytes.Replace(src, []byte(`prefix: "888*", weight: 10, action: reject-busy }`), []byte(`prefix: "8*8", weight: 10, action: reject-busy }`), 1)
+	if err := os.WriteFile(bad, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := sb(t, "validate", "-f", bad)
+	if code != 1 {
+		t.Fatalf("want exit 1, got %d", code)
+	}
+	for _, want := range []string{"2 errors", "extensions.support.code:", `numbers["+34910000000"].rules[0].prefix:`} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{
+		{"bogus"}, {"validate"}, {"route", "--number", "+34910000000"}, {"route", "-f", sample},
+		{"route", "-f", sample, "--number", "1", "--reputation", "extreme"}, {"export"}, {"validate", "--nope"},
+	} {
+		if code, _, errOut := sb(t, args...); code != 2 || errOut == "" {
+			t.Errorf("%v: want exit 2 with a message, got %d %q", args, code, errOut)
+		}
+	}
+}
+
+func TestApplyExportRoundTrip(t *testing.T) {
+	for name, db := range databases(t) {
+		t.Run(name, func(t *testing.T) {
+			if code, _, e := sb(t, "apply", "-f", sample, "--db", db); code != 0 {
+				t.Fatalf("apply: %s", e)
+			}
+			code, exported, e := sb(t, "export", "acme", "--secrets", "--db", db)
+			if code != 0 {
+				t.Fatalf("export: %s", e)
+			}
+			// Re-apply the export (prompt paths are relative to the sample).
+			again := filepath.Join(filepath.Dir(sample), "exported-"+name+".yaml")
+			if err := os.WriteFile(again, []byte(exported), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(again)
+			if code, _, e := sb(t, "apply", "-f", again, "--db", db); code != 0 {
+				t.Fatalf("apply of export: %s", e)
+			}
+			_, exported2, _ := sb(t, "export", "acme", "--secrets", "--db", db)
+			if exported != exported2 {
+				t.Fatalf("apply -> export -> apply changed the document:\n%s\n---\n%s", exported, exported2)
+			}
+			_, redacted, _ := sb(t, "export", "acme", "--db", db)
+			if strings.Contains(redacted, "s3cret") || !strings.Contains(redacted, "<redacted>") {
+				t.Fatal("export without --secrets shows passwords")
+			}
+			if code, _, e := sb(t, "export", "nobody", "--db", db); code != 1 || !strings.Contains(e, `account "nobody" not found`) {
+				t.Fatalf("export of unknown account: %d %q", code, e)
+			}
+			if code, out, _ := sb(t, "token", "create", "--account", "acme", "--db", db); code != 0 || len(strings.TrimSpace(out)) < 32 {
+				t.Fatalf("token create: %d %q", code, out)
+			}
+		})
+	}
+}
+
+// routeJSON is the contract of `route --json` (SPEC §6).
+type routeJSON struct {
+	Outcome     string     `json:"outcome"`
+	SIPStatus   int        `json:"sip_status"`
+	Destination string     `json:"destination"`
+	Attempts    [][]string `json:"attempts"`
+	CallerName  string     `json:"caller_name"`
+	Tags        []string   `json:"tags"`
+	RulesFired  []int      `json:"rules_fired"`
+	Captcha     bool       `json:"captcha"`
+	Trace       []string   `json:"trace"`
+}
+
+func route(t *testing.T, args ...string) routeJSON {
+	t.Helper()
+	code, out, e := sb(t, append([]string{"route", "--json"}, args...)...)
+	if code != 0 {
+		t.Fatalf("route %v: %d %s", args, code, e)
+	}
+	var r routeJSON
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("route --json output: %v\n%s", err, out)
+	}
+	for _, key := range []string{`"outcome"`, `"caller_name"`, `"tags"`, `"rules_fired"`, `"captcha"`, `"trace"`} {
+		if !strings.Contains(out, key) {
+			t.Errorf("route --json lacks %s", key)
+		}
+	}
+	return r
+}
+
+func TestRouteFromFile(t *testing.T) {
+	r := route(t, "-f", sample, "--number", "+34910000000", "--from", "+34600111222", "--name", "Jane Doe")
+	if r.Outcome != "routed" || r.Destination != "front" || r.CallerName != "MAIN MOBILE Jane Doe" ||
+		!slices.Equal(r.RulesFired, []int{2}) || !slices.Equal(r.Tags, []string{"spain", "main-line", "mobile"}) || len(r.Trace) == 0 {
+		t.Fatalf("unexpected decision: %+v", r)
+	}
+	r = route(t, "-f", sample, "--number", "+34910000000", "--from", "anonymous")
+	if r.Outcome != "rejected" || r.SIPStatus != 503 {
+		t.Fatalf("withheld caller: %+v", r)
+	}
+	r = route(t, "-f", sample, "--number", "+34910000000", "--from", "")
+	if r.Outcome != "rejected" || r.SIPStatus != 503 {
+		t.Fatalf("empty --from is withheld: %+v", r)
+	}
+	r = route(t, "-f", sample, "--number", "+34910000000", "--from", "+34955123456", "--reputation", "high", "--captcha", "fail")
+	if r.Outcome != "captcha_failed" || !r.Captcha {
+		t.Fatalf("captcha fail: %+v", r)
+	}
+	r = route(t, "-f", sample, "--number", "+34999999999", "--from", "+34955123456")
+	if r.Outcome != "not_found" || r.SIPStatus != 404 {
+		t.Fatalf("unknown number: %+v", r)
+	}
+	r = route(t, "-f", sample, "--number", "+34910000002", "--from", "+34955123456")
+	want := [][]string{{"user:alice", "user:bob"}, {"user:carol", "user:dave"}, {"+34600000003"}}
+	if !slices.EqualFunc(r.Attempts, want, slices.Equal) {
+		t.Fatalf("multi-ring waves: %v", r.Attempts)
+	}
+	code, out, _ := sb(t, "route", "-f", sample, "--number", "+34910000003", "--from", "+34955123456")
+	if code != 0 || !strings.Contains(out, "outcome:     forwarded") || !strings.Contains(out, "trace:") {
+		t.Fatalf("human output: %q", out)
+	}
+}
+
+func TestRouteFromDatabase(t *testing.T) {
+	for name, db := range databases(t) {
+		t.Run(name, func(t *testing.T) {
+			if code, _, e := sb(t, "apply", "-f", sample, "--db", db); code != 0 {
+				t.Fatal(e)
+			}
+			// route reads the rotating counter without advancing it.
+			for range 2 {
+				r := route(t, "--account", "acme", "--db", db, "--number", "+34910000001", "--from", "+34955123456")
+				if r.Outcome != "routed" || r.Destination != "rota" || len(r.Attempts) != 3 || r.Attempts[0][0] != "user:alice" {
+					t.Fatalf("rotating group from the database: %+v", r)
+				}
+			}
+			t.Setenv("SWITCHBOARD_DB", db)
+			r := route(t, "--account", "acme", "--number", "0034910000003", "--from", "+34955123456")
+			if r.Outcome != "forwarded" || r.Destination != "+34600000009" {
+				t.Fatalf("SWITCHBOARD_DB: %+v", r)
+			}
+		})
+	}
+}
+
+func TestDemo(t *testing.T) {
+	code, out, e := sb(t, "demo", "--once")
+	if code != 0 {
+		t.Fatalf("demo: %s", e)
+	}
+	for _, want := range []string{
+		"rejected (SIP 503)", "captcha_failed", "forwarded to +34600000009", "not_found (SIP 404)",
+		"[user:alice -> user:bob -> user:carol]", "[user:bob -> user:carol -> user:alice]", "[user:carol -> user:alice -> user:bob]",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("demo output lacks %q:\n%s", want, out)
+		}
+	}
+}
