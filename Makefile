@@ -4,7 +4,9 @@ GO        ?= go
 PKGS      := ./...
 FUZZTIME  ?= 4s
 # package:target pairs run for FUZZTIME each by `make test`
-FUZZ      := ./internal/config:FuzzParse ./internal/routing:FuzzPrefixMatch
+FUZZ      := ./internal/config:FuzzParse ./internal/routing:FuzzPrefixMatch \
+             ./internal/media:FuzzParseSDP ./internal/media:FuzzDTMF ./internal/media:FuzzReadWAV \
+             ./internal/registrar:FuzzDigestHeader
 
 .PHONY: all build demo test unit fuzz bench lint clean
 
