@@ -19,6 +19,8 @@ import (
 const usage = `Switchboard routes the calls and messages that reach a business's phone numbers.
 
 Usage:
+  switchboard serve [--db URL] [--sip ADDR] [--http ADDR] [--config FILE]
+                    [--drain-timeout D] [--rtp-timeout D] [--rtp-ports LO-HI] [--media-ip IP]
   switchboard demo [--once]                   sample account, sample calls, explained
   switchboard validate -f FILE                check a configuration file
   switchboard apply -f FILE [--db URL]        replace an account's configuration
@@ -53,6 +55,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"route":    cmdRoute,
 		"token":    cmdToken,
 		"demo":     cmdDemo,
+		"serve":    cmdServe,
 	}
 	name := args[0]
 	if name == "help" || name == "-h" || name == "--help" {

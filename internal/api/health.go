@@ -1,0 +1,35 @@
+// Package api serves Switchboard's HTTP side: health, readiness and metrics
+// (the REST API and the web UI join it here).
+package api
+
+import (
+	"net/http"
+)
+
+// Options wires the HTTP handler.
+type Options struct {
+	Ready   func() bool  // readiness: listeners up, configuration loaded, not draining
+	Metrics http.Handler // Prometheus text exposition
+}
+
+// NewHandler returns the HTTP handler: /healthz, /readyz and /metrics.
+func NewHandler(o Options) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if o.Ready != nil && !o.Ready() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte("not ready\n"))
+			return
+		}
+		_, _ = w.Write([]byte("ready\n"))
+	})
+	if o.Metrics != nil {
+		mux.Handle("GET /metrics", o.Metrics)
+	}
+	return mux
+}

@@ -1,0 +1,394 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
+
+	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Inbound is a new call as the SIP layer classified it.
+type Inbound struct {
+	Req  *sip.Request
+	Tx   sip.ServerTransaction
+	Snap *routing.Snapshot
+	// Route is set for a call to one of the account's numbers: the routing
+	// decision of SPEC §3 is made here.
+	Route *routing.Request
+	// Target is set instead for a call from a registered user who dialled an
+	// extension, a code or an external number; Trace says how it was resolved.
+	Target     string
+	CallerID   string // the caller's number as presented onwards (user calls)
+	CallerName string
+	Trace      []string
+}
+
+// call is the state of one call; only its own goroutine touches it.
+type call struct {
+	e    *Engine
+	in   Inbound
+	log  *slog.Logger
+	rec  store.CallRecord
+	dlg  *sipgo.DialogServerSession
+	sess *media.Session
+	neg  media.Negotiation
+	// number is the called number's configuration (nil for user calls).
+	number   *config.Number
+	callerID string // C as E.164 or "anonymous"
+	name     string // computed caller name
+	ringing  bool   // 180 sent to the caller
+}
+
+// Handle runs one inbound call to its end. It must be called from the INVITE
+// handler: sipgo ends the server transaction when the handler returns.
+func (e *Engine) Handle(ctx context.Context, in Inbound) {
+	if e.draining.Load() {
+		_ = in.Tx.Respond(sip.NewResponseFromRequest(in.Req, 503, "Service Unavailable", nil))
+		return
+	}
+	e.wg.Add(1)
+	e.active.Add(1)
+	defer func() { e.active.Add(-1); e.wg.Done() }()
+	if e.cfg.Hooks.Started != nil {
+		e.cfg.Hooks.Started()
+	}
+
+	c := &call{e: e, in: in}
+	c.rec = store.CallRecord{
+		ID:      uuid.NewString(),
+		Account: in.Snap.Account(),
+		Start:   time.Now(),
+		Trace:   append([]string(nil), in.Trace...),
+	}
+	c.log = e.cfg.Log.With("call_id", c.rec.ID, "sip_call_id", callID(in.Req))
+	defer c.finish()
+	defer func() {
+		if r := recover(); r != nil {
+			c.log.Error("call panicked", "panic", r)
+			c.rec.HangupCause = "internal_error"
+			if c.dlg != nil && c.dlg.LoadState() < sip.DialogStateEstablished {
+				_ = c.dlg.Respond(500, "Server Internal Error", nil)
+			}
+		}
+	}()
+	c.run(ctx)
+}
+
+func callID(req *sip.Request) string {
+	if h := req.CallID(); h != nil {
+		return h.Value()
+	}
+	return ""
+}
+
+func (c *call) tracef(format string, args ...any) {
+	c.rec.Trace = append(c.rec.Trace, fmt.Sprintf(format, args...))
+}
+
+func (c *call) run(ctx context.Context) {
+	dlg, err := c.e.cfg.UA.ReadInvite(c.in.Req, c.in.Tx)
+	if err != nil {
+		c.log.Info("bad INVITE", "err", err)
+		_ = c.in.Tx.Respond(sip.NewResponseFromRequest(c.in.Req, 400, "Bad Request", nil))
+		c.rec.Outcome, c.rec.HangupCause = "rejected", "bad_request"
+		return
+	}
+	c.dlg = dlg
+	defer dlg.Close()
+	_ = dlg.Respond(100, "Trying", nil)
+	// Dialog context: cancelled by the caller's CANCEL or BYE.
+	dctx := dlg.Context()
+
+	target := c.in.Target
+	if c.in.Route != nil {
+		var ok bool
+		if target, ok = c.route(); !ok {
+			return
+		}
+	} else {
+		c.callerID, c.name = c.in.CallerID, c.in.CallerName
+		c.rec.Caller, c.rec.CallerName = c.callerID, c.name
+		c.rec.Outcome = string(routing.OutcomeRouted)
+	}
+
+	if err := c.openMedia(); err != nil {
+		return
+	}
+	defer c.sess.Close()
+	defer c.e.track(dialogKey(callID(c.in.Req), localTag(dlg)), dlg, nil)()
+
+	res := c.connect(ctx, dctx, target, 0)
+	switch {
+	case res.leg != nil:
+		c.bridge(ctx, dctx, res.leg)
+	case dctx.Err() != nil:
+		c.rec.HangupCause = "caller_cancel"
+		c.tracef("caller hung up before an answer")
+	default:
+		c.fail(ctx, dctx, res)
+	}
+}
+
+// route makes the routing decision for a call to a number; false means the
+// call was answered with a final response already.
+func (c *call) route() (string, bool) {
+	var d routing.Decision
+	req := *c.in.Route
+	c.in.Snap.Route(&req, &d)
+	if d.CaptchaPending {
+		// The voice captcha needs prompts and DTMF (the in-call features);
+		// until they run on calls the caller is treated as passing it.
+		c.tracef("voice-captcha requested: captcha is not run on calls yet, treated as passed")
+		req.Captcha = routing.CaptchaPassed
+		d = routing.Decision{}
+		c.in.Snap.Route(&req, &d)
+	}
+	c.rec.Trace = append(c.rec.Trace, d.Trace()...)
+	c.rec.Number, c.rec.Caller, c.rec.CallerName = d.Number, d.Caller, d.CallerName
+	c.rec.Tags = append([]string(nil), d.Tags...)
+	c.rec.Outcome = string(d.Outcome)
+	c.callerID, c.name = d.Caller, d.CallerName
+	if n, _, ok := c.in.Snap.Number(d.Number); ok {
+		c.number = n
+	}
+	switch d.Outcome {
+	case routing.OutcomeRouted, routing.OutcomeForwarded:
+		return d.Destination, true
+	}
+	status := d.SIPStatus
+	if status == 0 {
+		status = 480
+	}
+	c.rec.HangupCause = "rejected"
+	_ = c.dlg.Respond(status, reasonPhrase(status), nil)
+	return "", false
+}
+
+// openMedia negotiates the caller's offer and opens the inbound RTP session.
+func (c *call) openMedia() error {
+	body := c.in.Req.Body()
+	fail := func(code int, reason string, err error) error {
+		c.tracef("caller SDP: %v -> %d", err, code)
+		c.rec.HangupCause = "media_error"
+		h := sip.NewHeader("Warning", fmt.Sprintf("399 switchboard %q", err.Error()))
+		_ = c.dlg.Respond(code, reason, nil, h)
+		return err
+	}
+	if len(body) == 0 {
+		return fail(488, "Not Acceptable Here", errors.New("an SDP offer is required"))
+	}
+	remote, err := media.ParseSDP(body)
+	if err != nil {
+		if errors.Is(err, media.ErrMalformedSDP) {
+			return fail(400, "Bad Request", err)
+		}
+		return fail(488, "Not Acceptable Here", err)
+	}
+	neg, err := media.Negotiate(remote)
+	if err != nil {
+		return fail(488, "Not Acceptable Here", err)
+	}
+	sess, err := c.e.cfg.Media.NewSession(media.SessionConfig{Logger: c.log})
+	if err != nil {
+		return fail(503, "Service Unavailable", fmt.Errorf("no RTP port: %w", err))
+	}
+	sess.SetRemote(neg.Remote)
+	c.sess, c.neg = sess, neg
+	return nil
+}
+
+func localTag(d *sipgo.DialogServerSession) string {
+	tag, _ := d.InviteRequest.To().Params.Get("tag")
+	return tag
+}
+
+// bridge answers the caller, relays media between the caller and the
+// answered leg and waits for either side (or the media timeout) to end it.
+func (c *call) bridge(ctx, dctx context.Context, l *leg) {
+	defer l.close()
+	c.rec.Answer = time.Now()
+	c.rec.AnsweredBy = l.member
+	c.tracef("answered by %s (%s)", l.member, l.uri)
+
+	local := media.LocalSDP{IP: c.e.cfg.MediaIP, Port: c.sess.Port(), SessionID: uint64(time.Now().UnixNano())}
+	answer, err := local.Answer(c.neg)
+	if err != nil {
+		c.log.Error("build SDP answer", "err", err)
+		_ = c.dlg.Respond(500, "Server Internal Error", nil)
+		c.rec.HangupCause = "media_error"
+		l.bye()
+		return
+	}
+	c.e.dialogs.Store(dialogKey(callID(c.in.Req), localTag(c.dlg))+"\x00sdp", answer)
+	if err := c.dlg.RespondSDP(answer); err != nil {
+		if dctx.Err() != nil { // the caller cancelled as the callee answered
+			c.rec.HangupCause = "caller_cancel"
+			l.bye()
+			return
+		}
+		// No ACK for our 200: RFC 3261 §13.3.1.4 says end the session with a BYE.
+		c.log.Info("caller never acknowledged the answer", "err", err)
+		c.hangupBoth(l, "ack_timeout")
+		return
+	}
+
+	br, err := media.NewBridge(c.neg.Leg(c.sess), l.neg.Leg(l.sess), c.log)
+	if err != nil {
+		c.log.Error("bridge", "err", err)
+		c.hangupBoth(l, "media_error")
+		return
+	}
+	bctx, stop := context.WithCancel(ctx)
+	defer stop()
+	br.Start(bctx)
+	defer br.Close()
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-dctx.Done():
+			c.rec.HangupCause = "caller_bye"
+			l.bye()
+			return
+		case <-l.dlg.Context().Done():
+			c.rec.HangupCause = "callee_bye"
+			c.byeCaller()
+			return
+		case <-c.e.hangup:
+			c.hangupBoth(l, "shutdown")
+			return
+		case now := <-tick.C:
+			last := c.sess.LastActivity()
+			if t := l.sess.LastActivity(); t.After(last) {
+				last = t
+			}
+			if last.IsZero() {
+				last = c.rec.Answer
+			}
+			if now.Sub(last) > c.e.cfg.RTPTimeout {
+				c.tracef("no RTP for %s: hanging up", c.e.cfg.RTPTimeout)
+				c.hangupBoth(l, "rtp_timeout")
+				return
+			}
+		}
+	}
+}
+
+func (c *call) hangupBoth(l *leg, cause string) {
+	c.rec.HangupCause = cause
+	l.bye()
+	c.byeCaller()
+}
+
+func (c *call) byeCaller() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.dlg.Bye(ctx); err != nil {
+		c.log.Debug("BYE to caller", "err", err)
+	}
+}
+
+// fail runs when no leg answered: on_failure of SPEC §3.
+func (c *call) fail(ctx, dctx context.Context, res result) {
+	c.rec.HangupCause = res.class.String()
+	c.tracef("all attempts failed: %s", res.class)
+	if res.class == failBusy {
+		_ = c.dlg.Respond(486, "Busy Here", nil)
+		return
+	}
+	// tones: ringback goes on until the caller gives up or RingTimeout.
+	c.sendRinging()
+	c.tracef("on_failure tones: ringing until the caller hangs up (at most %s)", c.e.cfg.RingTimeout)
+	t := time.NewTimer(c.e.cfg.RingTimeout)
+	defer t.Stop()
+	select {
+	case <-dctx.Done():
+		c.rec.HangupCause = "caller_cancel"
+	case <-t.C:
+		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
+	case <-ctx.Done():
+		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
+	case <-c.e.hangup:
+		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
+	}
+}
+
+func (c *call) sendRinging() {
+	if c.ringing {
+		return
+	}
+	c.ringing = true
+	_ = c.dlg.Respond(180, "Ringing", nil)
+}
+
+// finish writes the call record, whatever happened.
+func (c *call) finish() {
+	c.rec.End = time.Now()
+	if !c.rec.Answer.IsZero() {
+		c.rec.Duration = c.rec.End.Sub(c.rec.Answer)
+	}
+	if c.rec.Number == "" && c.in.Route != nil {
+		c.rec.Number = c.in.Route.Number
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.e.cfg.Records.InsertCall(ctx, &c.rec); err != nil {
+		c.log.Error("write call record", "err", err)
+	}
+	c.log.Info("call ended", "outcome", c.rec.Outcome, "answered_by", c.rec.AnsweredBy,
+		"cause", c.rec.HangupCause, "duration", c.rec.Duration.Round(time.Millisecond))
+	if c.e.cfg.Hooks.Ended != nil {
+		c.e.cfg.Hooks.Ended(&c.rec)
+	}
+}
+
+// presentedCaller returns the From user and Privacy for an outbound leg
+// according to the caller_id mode (SPEC §4).
+func (c *call) presentedCaller(mode string) (user string, hidden bool) {
+	doc := c.in.Snap.Doc()
+	if mode == "" || mode == "default" {
+		mode = doc.Defaults.CallerID
+	}
+	switch mode {
+	case "service":
+		if doc.Defaults.ServiceNumber != "" {
+			return doc.Defaults.ServiceNumber, false
+		}
+	case "called":
+		if c.rec.Number != "" {
+			return c.rec.Number, false
+		}
+	case "hidden":
+		return "anonymous", true
+	}
+	if c.callerID == "" || strings.EqualFold(c.callerID, "anonymous") {
+		return "anonymous", true
+	}
+	return c.callerID, false
+}
+
+func reasonPhrase(code int) string {
+	switch code {
+	case 404:
+		return "Not Found"
+	case 486:
+		return "Busy Here"
+	case 503:
+		return "Service Unavailable"
+	case 603:
+		return "Decline"
+	}
+	return "Temporarily Unavailable"
+}

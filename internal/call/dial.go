@@ -1,0 +1,416 @@
+package call
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/media"
+)
+
+// failClass is why an attempt failed (SPEC §3).
+type failClass int
+
+const (
+	failNone failClass = iota
+	failNoAnswer
+	failUnavailable
+	failBusy
+)
+
+func (f failClass) String() string {
+	switch f {
+	case failNoAnswer:
+		return "no_answer"
+	case failUnavailable:
+		return "unavailable"
+	case failBusy:
+		return "busy"
+	}
+	return "none"
+}
+
+// result is the outcome of trying a target: an answered leg or a failure.
+type result struct {
+	leg   *leg
+	class failClass
+}
+
+// dest is one device or address to send an INVITE to.
+type dest struct {
+	member    string // the member as configured ("user:alice", "+34600000003")
+	uri       sip.Uri
+	addr      string // where to send it, when not the URI's host (registered NAT source)
+	transport string
+	toUser    bool          // a user's device: gets Alert-Info
+	trunk     *config.Trunk // credentials when the trunk challenges
+}
+
+// leg is an answered outbound leg.
+type leg struct {
+	member  string
+	uri     string
+	dlg     *sipgo.DialogClientSession
+	sess    *media.Session
+	neg     media.Negotiation
+	untrack func()
+}
+
+func (l *leg) bye() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = l.dlg.Bye(ctx)
+}
+
+func (l *leg) close() {
+	l.untrack()
+	l.sess.Close()
+}
+
+// maxDepth bounds on_failure chains and nested groups.
+const maxDepth = 4
+
+// connect tries a target until someone answers: every wave of its attempt
+// plan in turn, then the extension's on_failure when that is another target.
+func (c *call) connect(ctx, dctx context.Context, target string, depth int) result {
+	snap := c.in.Snap
+	doc := snap.Doc()
+	ext, isExt := doc.Extensions[target]
+	timeout := config.DefaultTimeout
+	mode := ""
+	if isExt {
+		timeout, mode = ext.EffectiveTimeout(), ext.CallerID
+	}
+	var counter uint64
+	if snap.IsRotating(target) {
+		n, err := c.e.cfg.Counters.NextRotation(ctx, doc.Account, target)
+		if err != nil {
+			c.log.Error("rotation counter", "extension", target, "err", err)
+		}
+		counter = n
+	}
+	plan := snap.Plan(target, c.callerID, counter)
+	c.rec.Trace = append(c.rec.Trace, plan.Notes...)
+	last := failUnavailable
+	for i, wave := range plan.Waves {
+		var dests []dest
+		for _, m := range wave {
+			dests = append(dests, c.expand(ctx, m, depth)...)
+		}
+		if len(dests) == 0 {
+			c.tracef("attempt %d %v: unavailable (nothing to ring)", i+1, wave)
+			last = failUnavailable
+			continue
+		}
+		r := c.ring(dctx, dests, timeout, mode)
+		if r.leg != nil {
+			return r
+		}
+		if dctx.Err() != nil {
+			c.tracef("attempt %d %v: cancelled by the caller", i+1, wave)
+			return result{class: r.class}
+		}
+		c.tracef("attempt %d %v: %s", i+1, wave, r.class)
+		last = r.class
+	}
+	if isExt && depth < maxDepth {
+		if f := ext.OnFailure; f != "" && f != "tones" {
+			t, err := config.ParseTarget(f)
+			if err == nil && t.Kind != config.TargetPrompt && t.Kind != config.TargetVoicemail {
+				c.tracef("on_failure of %s: continuing to %s", target, f)
+				return c.connect(ctx, dctx, f, depth+1)
+			}
+			c.tracef("on_failure %s needs in-call media (prompts, voicemail): ringing out instead", f)
+		}
+	}
+	return result{class: last}
+}
+
+// expand turns one member into the devices and addresses to ring for it.
+func (c *call) expand(ctx context.Context, member string, depth int) []dest {
+	doc := c.in.Snap.Doc()
+	t, err := config.ParseTarget(member)
+	if err != nil {
+		c.tracef("%s: %v", member, err)
+		return nil
+	}
+	switch t.Kind {
+	case config.TargetUser:
+		return c.devices(ctx, member, t.Value)
+	case config.TargetE164:
+		return c.viaTrunk(member, t.Value)
+	case config.TargetSIP:
+		var u sip.Uri
+		if err := sip.ParseUri(t.Value, &u); err != nil {
+			c.tracef("%s: %v", member, err)
+			return nil
+		}
+		return []dest{{member: member, uri: u}}
+	case config.TargetName:
+		if _, ok := doc.Users[t.Value]; ok {
+			return c.devices(ctx, member, t.Value)
+		}
+		if depth >= maxDepth {
+			c.tracef("%s: nested too deep", member)
+			return nil
+		}
+		if e, ok := doc.Extensions[t.Value]; ok {
+			if e.EffectiveType() == config.TypeIndividual {
+				return relabel(c.expand(ctx, e.Destination, depth+1), member)
+			}
+			var out []dest
+			for _, m := range e.Members {
+				out = append(out, c.expand(ctx, m, depth+1)...)
+			}
+			return relabel(out, member)
+		}
+		if f, ok := doc.Faxes[t.Value]; ok {
+			return relabel(c.expand(ctx, f.Destination, depth+1), member)
+		}
+	}
+	c.tracef("%s: this kind of destination needs the in-call features (IVR, park, prompts, variables)", member)
+	return nil
+}
+
+func relabel(ds []dest, member string) []dest {
+	for i := range ds {
+		ds[i].member = member
+	}
+	return ds
+}
+
+func (c *call) devices(ctx context.Context, member, user string) []dest {
+	devs, err := c.e.cfg.Devices.Devices(ctx, c.in.Snap.Account(), user)
+	if err != nil {
+		c.log.Error("device lookup", "user", user, "err", err)
+	}
+	if len(devs) == 0 {
+		c.tracef("%s: no registered device", member)
+		return nil
+	}
+	out := make([]dest, 0, len(devs))
+	for _, d := range devs {
+		var u sip.Uri
+		if err := sip.ParseUri(d.URI, &u); err != nil {
+			continue
+		}
+		out = append(out, dest{member: member, uri: u, addr: d.Source, transport: d.Transport, toUser: true})
+	}
+	return out
+}
+
+func (c *call) viaTrunk(member, number string) []dest {
+	doc := c.in.Snap.Doc()
+	name := doc.Defaults.Trunk
+	if name == "" {
+		for n := range doc.Trunks {
+			name = n
+		}
+	}
+	tr, ok := doc.Trunks[name]
+	if !ok {
+		c.tracef("%s: no trunk to dial out", member)
+		return nil
+	}
+	var u sip.Uri
+	if err := sip.ParseUri(tr.Address, &u); err != nil {
+		c.tracef("%s: trunk %s address: %v", member, name, err)
+		return nil
+	}
+	u.User = number
+	return []dest{{member: member, uri: u, trunk: &tr}}
+}
+
+type attempt struct {
+	leg   *leg
+	class failClass
+}
+
+// ring sends INVITEs to every dest at once; the first to answer wins and the
+// others are cancelled. It returns as soon as the outcome is known: legs
+// still being cancelled are cleaned up in the background (a CANCEL sent
+// before any provisional response can wait for Timer B).
+func (c *call) ring(dctx context.Context, dests []dest, timeout time.Duration, mode string) result {
+	wctx, cancel := context.WithTimeoutCause(dctx, timeout, errNoAnswer)
+	results := make(chan attempt, len(dests))
+	ringing := make(chan struct{}, len(dests))
+	for _, d := range dests {
+		go func() { results <- c.dial(wctx, d, mode, ringing) }()
+	}
+	var (
+		winner  *leg
+		last    = failNone
+		pending = len(dests)
+	)
+wait:
+	for pending > 0 && winner == nil {
+		select {
+		case <-ringing:
+			c.sendRinging()
+		case <-wctx.Done():
+			// Timed out or the caller left: the legs still ringing are
+			// cancelled in the background rather than waited for.
+			last = max(last, failNoAnswer)
+			break wait
+		case a := <-results:
+			pending--
+			if a.leg != nil {
+				winner = a.leg
+				continue
+			}
+			last = max(last, a.class) // busy anywhere in a wave counts as busy
+		}
+	}
+	cancel()
+	if pending > 0 {
+		c.e.wg.Add(1)
+		go func() {
+			defer c.e.wg.Done()
+			for ; pending > 0; pending-- {
+				if a := <-results; a.leg != nil { // a 200 that crossed our CANCEL
+					a.leg.bye()
+					a.leg.close()
+				}
+			}
+		}()
+	}
+	if winner != nil {
+		return result{leg: winner}
+	}
+	if last == failNone {
+		last = failNoAnswer
+	}
+	return result{class: last}
+}
+
+var errNoAnswer = errors.New("no answer within the attempt timeout")
+
+// dial places one outbound INVITE and waits for its final response.
+func (c *call) dial(ctx context.Context, d dest, mode string, ringing chan<- struct{}) attempt {
+	log := c.log.With("leg", d.uri.String())
+	sess, err := c.e.cfg.Media.NewSession(media.SessionConfig{Logger: log})
+	if err != nil {
+		log.Error("no RTP port for outbound leg", "err", err)
+		return attempt{class: failUnavailable}
+	}
+	offer, err := media.LocalSDP{IP: c.e.cfg.MediaIP, Port: sess.Port(), SessionID: uint64(time.Now().UnixNano())}.Offer()
+	if err != nil {
+		sess.Close()
+		return attempt{class: failUnavailable}
+	}
+	req := c.newInvite(d, mode, offer)
+	dlg, err := c.e.cfg.UA.WriteInvite(ctx, req)
+	if err != nil {
+		log.Info("INVITE not sent", "err", err)
+		sess.Close()
+		return attempt{class: failUnavailable}
+	}
+	opts := sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
+		if r.StatusCode == 180 || r.StatusCode == 183 {
+			select {
+			case ringing <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	}}
+	if d.trunk != nil && d.trunk.Password != "" {
+		opts.Username, opts.Password = d.trunk.Username, d.trunk.Password
+	}
+	err = dlg.WaitAnswer(ctx, opts)
+	if err != nil {
+		if r := dlg.InviteResponse; r != nil && r.IsSuccess() {
+			// The callee answered as we cancelled: take the call down.
+			_ = dlg.Ack(context.Background())
+			(&leg{dlg: dlg}).bye()
+		}
+		sess.Close()
+		return attempt{class: classify(ctx, err)}
+	}
+	if err := dlg.Ack(context.Background()); err != nil {
+		log.Info("ACK", "err", err)
+	}
+	l := &leg{member: d.member, uri: d.uri.String(), dlg: dlg, sess: sess}
+	l.untrack = c.e.track(dialogKey(callID(dlg.InviteRequest), fromTag(dlg.InviteRequest)), dlg, offer)
+	remote, err := media.ParseSDP(dlg.InviteResponse.Body())
+	if err == nil {
+		l.neg, err = media.Negotiate(remote)
+	}
+	if err != nil {
+		log.Info("callee SDP answer unusable", "err", err)
+		l.bye()
+		l.close()
+		return attempt{class: failUnavailable}
+	}
+	sess.SetRemote(l.neg.Remote)
+	return attempt{leg: l}
+}
+
+// classify maps a failed INVITE to busy, no answer or unavailable.
+func classify(ctx context.Context, err error) failClass {
+	var dr *sipgo.ErrDialogResponse
+	if errors.As(err, &dr) {
+		switch dr.Res.StatusCode {
+		case 486, 600:
+			return failBusy
+		case 408, 487:
+			return failNoAnswer
+		}
+		return failUnavailable
+	}
+	if errors.Is(context.Cause(ctx), errNoAnswer) {
+		return failNoAnswer
+	}
+	if ctx.Err() != nil {
+		return failNoAnswer
+	}
+	return failUnavailable
+}
+
+func fromTag(req *sip.Request) string {
+	tag, _ := req.From().Params.Get("tag")
+	return tag
+}
+
+// newInvite builds the outbound INVITE: caller ID and name per SPEC §4,
+// Privacy for hidden callers, Alert-Info for distinctive ring on users.
+func (c *call) newInvite(d dest, mode string, offer []byte) *sip.Request {
+	req := sip.NewRequest(sip.INVITE, d.uri)
+	if d.addr != "" {
+		req.SetDestination(d.addr)
+	}
+	if d.transport != "" {
+		req.SetTransport(strings.ToUpper(d.transport))
+	}
+	user, hidden := c.presentedCaller(mode)
+	from := &sip.FromHeader{DisplayName: c.name, Address: sip.Uri{Scheme: "sip", User: user, Host: c.domain()}}
+	if hidden {
+		from.DisplayName = "Anonymous"
+		from.Address = sip.Uri{Scheme: "sip", User: "anonymous", Host: "anonymous.invalid"}
+		req.AppendHeader(sip.NewHeader("Privacy", "id"))
+	}
+	from.Params = sip.NewParams()
+	from.Params.Add("tag", sip.GenerateTagN(16))
+	req.AppendHeader(from)
+	to := &sip.ToHeader{Address: sip.Uri{Scheme: d.uri.Scheme, User: d.uri.User, Host: d.uri.Host, Port: d.uri.Port}}
+	req.AppendHeader(to)
+	if d.toUser && c.number != nil && c.number.DistinctiveRing != "" {
+		req.AppendHeader(sip.NewHeader("Alert-Info", "<http://localhost>;info="+c.number.DistinctiveRing))
+	}
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(offer)
+	return req
+}
+
+func (c *call) domain() string {
+	doc := c.in.Snap.Doc()
+	if doc.Domain != "" {
+		return doc.Domain
+	}
+	return doc.Account
+}

@@ -1,0 +1,164 @@
+package sipserver
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/registrar"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+func TestMain(m *testing.M) {
+	// Short SIP timers keep CANCEL/timeout paths fast in tests.
+	sip.SetTimers(100*time.Millisecond, 400*time.Millisecond, 500*time.Millisecond)
+	os.Exit(m.Run())
+}
+
+// harness is a real Switchboard SIP server running in-process on loopback.
+type harness struct {
+	t      *testing.T
+	srv    *Server
+	st     *store.Store
+	addr   string // SIP host:port (UDP and TCP)
+	cancel context.CancelFunc
+	done   chan error
+}
+
+type harnessOptions struct {
+	rtpTimeout time.Duration
+	drain      time.Duration
+}
+
+// startServer applies doc (YAML) to a fresh SQLite database and starts a
+// server on a free loopback port; it stops at the end of the test.
+func startServer(t *testing.T, doc string, opts ...harnessOptions) *harness {
+	t.Helper()
+	var o harnessOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	if o.drain == 0 {
+		o.drain = 2 * time.Second
+	}
+	ctx := context.Background()
+	st, err := store.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "sb.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	if doc != "" {
+		applyYAML(t, st, doc)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	port := freeUDPPort(t)
+	srv, err := New(Config{
+		Store:      st,
+		Log:        log,
+		SIPAddr:    "127.0.0.1:" + strconv.Itoa(port),
+		RTPMin:     20000 + (port%200)*100,
+		RTPMax:     20000 + (port%200)*100 + 99,
+		RTPTimeout: o.rtpTimeout,
+		Secret:     []byte("test-secret-0123456789"),
+		Guard:      registrar.GuardConfig{Rate: -1},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	h := &harness{t: t, srv: srv, st: st, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan struct{})
+	go func() { h.done <- srv.Run(rctx, o.drain, func() { close(ready) }) }()
+	select {
+	case <-ready:
+	case err := <-h.done:
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not start within 10s")
+	}
+	h.addr = srv.UDPAddr().String()
+	t.Cleanup(h.stop)
+	return h
+}
+
+// stop shuts the server down as SIGTERM would and waits for it.
+func (h *harness) stop() {
+	h.cancel()
+	select {
+	case <-h.done:
+	case <-time.After(15 * time.Second):
+		h.t.Error("server did not stop within 15s")
+	}
+}
+
+func applyYAML(t *testing.T, st *store.Store, doc string) {
+	t.Helper()
+	d, err := config.Parse([]byte(doc), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Validate(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ApplyConfig(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// calls returns the call records of an account, newest first.
+func (h *harness) calls(account string) []store.CallRecord {
+	h.t.Helper()
+	recs, _, err := h.st.ListCalls(context.Background(), store.CallFilter{Account: account, Limit: 100})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return recs
+}
+
+// waitCalls waits until the account has n call records.
+func (h *harness) waitCalls(account string, n int) []store.CallRecord {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		recs := h.calls(account)
+		if len(recs) >= n {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("want %d call records for %s, have %d", n, account, len(recs))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func freeUDPPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := c.LocalAddr().(*net.UDPAddr).Port
+		c.Close()
+		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue
+		}
+		l.Close()
+		return port
+	}
+	t.Fatal("no free port")
+	return 0
+}
