@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -120,6 +121,12 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 		return 0
 	})
 	reg.NewGaugeFunc("switchboard_calls_per_second", "Calls received in the last full second.", func() int64 { return int64(cps.PerSecond()) })
+	reg.NewGaugeFunc("go_goroutines", "Goroutines that currently exist.", func() int64 { return int64(runtime.NumGoroutine()) })
+	reg.NewGaugeFunc("go_memstats_heap_inuse_bytes", "Heap bytes in use.", func() int64 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.HeapInuse)
+	})
 
 	hl, err := net.Listen("tcp", o.http)
 	if err != nil {
