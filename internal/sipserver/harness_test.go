@@ -31,12 +31,14 @@ type harness struct {
 	st     *store.Store
 	addr   string // SIP host:port (UDP and TCP)
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when Run has returned (runErr is then set)
+	runErr error
 }
 
 type harnessOptions struct {
-	rtpTimeout time.Duration
-	drain      time.Duration
+	rtpTimeout  time.Duration
+	ringTimeout time.Duration
+	drain       time.Duration
 }
 
 // startServer applies doc (YAML) to a fresh SQLite database and starts a
@@ -65,26 +67,30 @@ func startServer(t *testing.T, doc string, opts ...harnessOptions) *harness {
 	}
 	port := freeUDPPort(t)
 	srv, err := New(Config{
-		Store:      st,
-		Log:        log,
-		SIPAddr:    "127.0.0.1:" + strconv.Itoa(port),
-		RTPMin:     20000 + (port%200)*100,
-		RTPMax:     20000 + (port%200)*100 + 99,
-		RTPTimeout: o.rtpTimeout,
-		Secret:     []byte("test-secret-0123456789"),
-		Guard:      registrar.GuardConfig{Rate: -1},
+		Store:       st,
+		Log:         log,
+		SIPAddr:     "127.0.0.1:" + strconv.Itoa(port),
+		RTPMin:      20000 + (port%200)*100,
+		RTPMax:      20000 + (port%200)*100 + 99,
+		RTPTimeout:  o.rtpTimeout,
+		RingTimeout: o.ringTimeout,
+		Secret:      []byte("test-secret-0123456789"),
+		Guard:       registrar.GuardConfig{Rate: -1},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	h := &harness{t: t, srv: srv, st: st, cancel: cancel, done: make(chan error, 1)}
+	h := &harness{t: t, srv: srv, st: st, cancel: cancel, done: make(chan struct{})}
 	ready := make(chan struct{})
-	go func() { h.done <- srv.Run(rctx, o.drain, func() { close(ready) }) }()
+	go func() {
+		h.runErr = srv.Run(rctx, o.drain, func() { close(ready) })
+		close(h.done)
+	}()
 	select {
 	case <-ready:
-	case err := <-h.done:
-		t.Fatalf("server did not start: %v", err)
+	case <-h.done:
+		t.Fatalf("server did not start: %v", h.runErr)
 	case <-time.After(10 * time.Second):
 		t.Fatal("server did not start within 10s")
 	}
@@ -98,6 +104,9 @@ func (h *harness) stop() {
 	h.cancel()
 	select {
 	case <-h.done:
+		if h.runErr != nil {
+			h.t.Errorf("server: %v", h.runErr)
+		}
 	case <-time.After(15 * time.Second):
 		h.t.Error("server did not stop within 15s")
 	}

@@ -50,8 +50,10 @@ type Config struct {
 	RTPMin     int        // RTP port range (default 10000-20000)
 	RTPMax     int
 	RTPTimeout time.Duration
-	Secret     []byte // nonce signing secret shared by the nodes
-	Hooks      call.Hooks
+	// RingTimeout bounds the ringback of on_failure: tones (default 2 min).
+	RingTimeout time.Duration
+	Secret      []byte // nonce signing secret shared by the nodes
+	Hooks       call.Hooks
 	// OnRegister is called after each successful registration.
 	OnRegister func(account, user string)
 	// Guard overrides the rate-limit and lockout settings (tests).
@@ -204,15 +206,16 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 	}
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: host, Port: laddr.Port}}
 	s.engine = call.New(call.Config{
-		UA:         &sipgo.DialogUA{Client: cli, ContactHDR: contact},
-		Media:      alloc,
-		MediaIP:    s.cfg.MediaIP,
-		Devices:    devices{s.reg},
-		Records:    s.cfg.Store,
-		Counters:   s.cfg.Store,
-		Hooks:      s.cfg.Hooks,
-		Log:        s.log,
-		RTPTimeout: s.cfg.RTPTimeout,
+		UA:          &sipgo.DialogUA{Client: cli, ContactHDR: contact},
+		Media:       alloc,
+		MediaIP:     s.cfg.MediaIP,
+		Devices:     devices{s.reg},
+		Records:     s.cfg.Store,
+		Counters:    s.cfg.Store,
+		Hooks:       s.cfg.Hooks,
+		Log:         s.log,
+		RTPTimeout:  s.cfg.RTPTimeout,
+		RingTimeout: s.cfg.RingTimeout,
 	})
 	guard := s.guard.Middleware
 	srv.OnInvite(guard(recovered(s.log, s.onInvite)))

@@ -1,0 +1,500 @@
+package sipserver
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/testphone"
+)
+
+// Addresses of the simulated world: users' phones on 127.0.0.1, the carrier
+// delivering calls from 127.0.0.2, the PSTN side of the trunk on 127.0.0.3.
+var (
+	carrierIP = netip.MustParseAddr("127.0.0.2")
+	pstnIP    = netip.MustParseAddr("127.0.0.3")
+)
+
+// worldDoc is the account the call tests use; %[1]s is the PSTN phone's
+// address (where the trunk sends external calls).
+const worldDoc = `
+account: acme
+domain: acme.test
+defaults: { caller_id: original, service_number: "+34910000099", trunk: carrier, allowed_destinations: ["+34*"] }
+trunks:
+  carrier: { address: "sip:%[1]s", inbound_from: ["127.0.0.2/32"], reputation_header: X-Spam-Score }
+users:
+  alice: { extension: "101", password: pa, blocklist: ["+1900*"] }
+  bob:   { extension: "102", password: pb }
+  carol: { extension: "103", password: pc }
+extensions:
+  seq:    { code: "21", members: ["user:alice", "user:bob"], timeout: 2s }
+  rota:   { code: "22", members: ["user:alice", "user:bob", "user:carol"], distribution: rotating, timeout: 2s }
+  ring:   { code: "23", members: ["user:alice", "user:bob", "user:carol"], distribution: multi-ring, timeout: 3s }
+  busy:   { members: ["user:alice"], timeout: 1s }
+  quiet:  { members: ["user:alice"], timeout: 300ms }
+  hidden: { destination: "user:bob", caller_id: hidden }
+  svc:    { destination: "user:bob", caller_id: service }
+  called: { destination: "user:bob", caller_id: called }
+  chain:  { members: ["user:alice"], timeout: 300ms, on_failure: "+34600000003" }
+numbers:
+  "+34910000001": { extension: seq, distinctive_ring: ring2, cnam_prefix: "MAIN ", rules: [ { prefix: "3460*", weight: 1, action: cnam-prefix, cnam_prefix: "MOBILE " } ] }
+  "+34910000002": { extension: rota }
+  "+34910000003": { extension: ring }
+  "+34910000004": { extension: busy }
+  "+34910000005": { extension: quiet }
+  "+34910000006": { extension: hidden }
+  "+34910000007": { extension: svc }
+  "+34910000008": { extension: called }
+  "+34910000009": { extension: chain }
+  "+34910000010": { extension: seq, rules: [ { prefix: "*", weight: 1, action: reject-busy, reputation: high } ] }
+`
+
+type world struct {
+	t       *testing.T
+	h       *harness
+	carrier *testphone.Phone
+	pstn    *testphone.Phone
+}
+
+func newWorld(t *testing.T, opts ...harnessOptions) *world {
+	t.Helper()
+	pstn := newPhone(t, testphone.Config{Name: "pstn", User: "pstn", IP: pstnIP})
+	h := startServer(t, fmt.Sprintf(worldDoc, pstn.Addr()), opts...)
+	carrier := newPhone(t, testphone.Config{Name: "carrier", User: "carrier", IP: carrierIP})
+	return &world{t: t, h: h, carrier: carrier, pstn: pstn}
+}
+
+func newPhone(t *testing.T, cfg testphone.Config) *testphone.Phone {
+	t.Helper()
+	p, err := testphone.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// user starts a phone for a user and registers it.
+func (w *world) user(name, password string, b testphone.Behavior) *testphone.Phone {
+	w.t.Helper()
+	p := newPhone(w.t, testphone.Config{Name: name, User: name, Password: password, Domain: "acme.test", Registrar: w.h.addr})
+	p.SetBehavior(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if code, err := p.Register(ctx, time.Hour); err != nil || code != 200 {
+		w.t.Fatalf("register %s: %d %v", name, code, err)
+	}
+	return p
+}
+
+// call places a call from the carrier to number, as caller C with a name.
+func (w *world) call(number, caller, name string, opts ...testphone.DialOptions) (*testphone.Call, error) {
+	w.t.Helper()
+	var o testphone.DialOptions
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	o.FromUser, o.FromDisplay = caller, name
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	return w.carrier.Dial(ctx, "sip:"+number+"@"+w.h.addr, o)
+}
+
+func hangup(t *testing.T, c *testphone.Call) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.Hangup(ctx); err != nil {
+		t.Fatalf("hangup: %v", err)
+	}
+}
+
+func waitEnded(t *testing.T, c *testphone.Call, within time.Duration) {
+	t.Helper()
+	select {
+	case <-c.Ended():
+	case <-time.After(within):
+		t.Fatalf("call did not end within %s", within)
+	}
+}
+
+// incoming returns the next call the phone received.
+func incoming(t *testing.T, p *testphone.Phone) *testphone.Call {
+	t.Helper()
+	select {
+	case c := <-p.Incoming():
+		return c
+	case <-time.After(5 * time.Second):
+		t.Fatal("no incoming call within 5s")
+		return nil
+	}
+}
+
+func lastRecord(t *testing.T, h *harness, n int) store.CallRecord {
+	t.Helper()
+	return h.waitCalls("acme", n)[0]
+}
+
+func TestSequentialGroupBusyFirstThenMediaBothWays(t *testing.T) {
+	w := newWorld(t)
+	alice := w.user("alice", "pa", testphone.Behavior{Mode: testphone.Busy})
+	bob := w.user("bob", "pb", testphone.Behavior{AnswerAfter: 200 * time.Millisecond, Play: testphone.Tone(1000)})
+
+	c, err := w.call("+34910000001", "+34600111222", "Jane Doe", testphone.DialOptions{Play: testphone.Tone(425)()})
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitForTone(ctx, 1000, 200*time.Millisecond); err != nil {
+		t.Fatalf("caller does not hear the callee's 1000 Hz: %v", err)
+	}
+	bc := incoming(t, bob)
+	if err := bc.WaitForTone(ctx, 425, 200*time.Millisecond); err != nil {
+		t.Fatalf("callee does not hear the caller's 425 Hz: %v", err)
+	}
+	if c.HeardTone(425, 200*time.Millisecond) || bc.HeardTone(1000, 200*time.Millisecond) {
+		t.Error("a side hears its own tone: media is looped, not relayed")
+	}
+	ac := incoming(t, alice)
+	if ac.Status() != 486 {
+		t.Errorf("alice answered %d, want 486", ac.Status())
+	}
+	// What the callee's phone was shown: caller ID, name, distinctive ring.
+	inv := bc.Invite()
+	if from := inv.From(); from.Address.User != "+34600111222" || from.DisplayName != "MAIN MOBILE Jane Doe" {
+		t.Errorf("callee saw From %q <%s>", from.DisplayName, from.Address.User)
+	}
+	if got := bc.Header("Alert-Info"); got != "<http://localhost>;info=ring2" {
+		t.Errorf("Alert-Info = %q", got)
+	}
+	hangup(t, c)
+	waitEnded(t, bc, 5*time.Second)
+	if bc.EndReason() != testphone.EndRemoteHangup {
+		t.Errorf("callee end reason %s", bc.EndReason())
+	}
+	rec := lastRecord(t, w.h, 1)
+	if rec.Outcome != "routed" || rec.AnsweredBy != "user:bob" || rec.HangupCause != "caller_bye" || rec.CallerName != "MAIN MOBILE Jane Doe" {
+		t.Errorf("record: %+v", rec)
+	}
+	if !slices.ContainsFunc(rec.Trace, func(s string) bool { return strings.Contains(s, "[user:alice]: busy") }) {
+		t.Errorf("trace does not show alice busy: %q", rec.Trace)
+	}
+	if rec.Answer.IsZero() || rec.Duration <= 0 {
+		t.Errorf("record lacks answer time or duration: %+v", rec)
+	}
+}
+
+func TestRotatingGroupStartsOneFurtherEachCall(t *testing.T) {
+	w := newWorld(t)
+	phones := map[string]*testphone.Phone{}
+	for _, u := range []struct{ name, pw string }{{"alice", "pa"}, {"bob", "pb"}, {"carol", "pc"}} {
+		phones[u.name] = w.user(u.name, u.pw, testphone.Behavior{})
+	}
+	var got []string
+	for i := range 4 {
+		c, err := w.call("+34910000002", "+34911222333", "")
+		if err != nil {
+			t.Fatalf("call %d: %v", i, err)
+		}
+		hangup(t, c)
+		got = append(got, lastRecord(t, w.h, i+1).AnsweredBy)
+	}
+	want := []string{"user:alice", "user:bob", "user:carol", "user:alice"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("answered by %v, want %v", got, want)
+	}
+}
+
+func TestMultiRingFirstAnswerWinsOthersCancelled(t *testing.T) {
+	w := newWorld(t)
+	alice := w.user("alice", "pa", testphone.Behavior{Mode: testphone.NeverAnswer})
+	bob := w.user("bob", "pb", testphone.Behavior{AnswerAfter: 300 * time.Millisecond})
+	carol := w.user("carol", "pc", testphone.Behavior{Mode: testphone.NeverAnswer})
+	carol2 := w.user("carol", "pc", testphone.Behavior{Mode: testphone.NeverAnswer}) // a second device
+
+	c, err := w.call("+34910000003", "+34911222333", "")
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	for _, p := range []*testphone.Phone{alice, carol, carol2} {
+		ic := incoming(t, p)
+		waitEnded(t, ic, 5*time.Second)
+		if ic.EndReason() != testphone.EndCanceled {
+			t.Errorf("%s: end reason %s, want canceled", p.Config().Name, ic.EndReason())
+		}
+	}
+	bc := incoming(t, bob)
+	hangup(t, bc)
+	waitEnded(t, c, 5*time.Second)
+	rec := lastRecord(t, w.h, 1)
+	if rec.AnsweredBy != "user:bob" || rec.HangupCause != "callee_bye" {
+		t.Errorf("record: %+v", rec)
+	}
+}
+
+func TestCallerCancelDuringMultiRing(t *testing.T) {
+	w := newWorld(t)
+	var phones []*testphone.Phone
+	for _, u := range []struct{ name, pw string }{{"alice", "pa"}, {"bob", "pb"}, {"carol", "pc"}} {
+		phones = append(phones, w.user(u.name, u.pw, testphone.Behavior{Mode: testphone.NeverAnswer}))
+	}
+	c, err := w.carrier.StartCall(context.Background(), "sip:+34910000003@"+w.h.addr, testphone.DialOptions{FromUser: "+34911222333"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rung []*testphone.Call
+	for _, p := range phones {
+		rung = append(rung, incoming(t, p))
+	}
+	select {
+	case <-c.Ringing():
+	case <-time.After(5 * time.Second):
+		t.Fatal("caller heard no ringing")
+	}
+	hangup(t, c) // CANCEL
+	for _, ic := range rung {
+		waitEnded(t, ic, 5*time.Second)
+		if ic.EndReason() != testphone.EndCanceled {
+			t.Errorf("member end reason %s", ic.EndReason())
+		}
+	}
+	rec := lastRecord(t, w.h, 1)
+	if rec.HangupCause != "caller_cancel" || rec.AnsweredBy != "" {
+		t.Errorf("record: %+v", rec)
+	}
+}
+
+func TestOnFailureTones(t *testing.T) {
+	w := newWorld(t, harnessOptions{ringTimeout: time.Second})
+	alice := w.user("alice", "pa", testphone.Behavior{Mode: testphone.Busy})
+
+	// The last failure was busy: the caller gets 486.
+	_, err := w.call("+34910000004", "+34911222333", "")
+	if code := testphone.StatusCode(err); code != 486 {
+		t.Fatalf("busy member: got %d (%v), want 486", code, err)
+	}
+	// No answer: ringing goes on, then 480 when the ring timeout ends.
+	alice.SetBehavior(testphone.Behavior{Mode: testphone.NeverAnswer})
+	start := time.Now()
+	c, err := w.call("+34910000005", "+34911222333", "")
+	if code := testphone.StatusCode(err); code != 480 {
+		t.Fatalf("no answer: got %d (%v), want 480", code, err)
+	}
+	if took := time.Since(start); took < time.Second {
+		t.Errorf("480 after %s: ringback should go on for the ring timeout", took)
+	}
+	if !slices.Contains(c.Provisionals(), 180) {
+		t.Errorf("caller got provisionals %v, want 180", c.Provisionals())
+	}
+	recs := w.h.waitCalls("acme", 2)
+	if recs[0].HangupCause != "no_answer" || recs[1].HangupCause != "busy" {
+		t.Errorf("hangup causes %q, %q", recs[0].HangupCause, recs[1].HangupCause)
+	}
+}
+
+func TestOnFailureContinuesToTarget(t *testing.T) {
+	w := newWorld(t)
+	w.user("alice", "pa", testphone.Behavior{Mode: testphone.NeverAnswer})
+	w.pstn.SetBehavior(testphone.Behavior{})
+	c, err := w.call("+34910000009", "+34911222333", "")
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	pc := incoming(t, w.pstn)
+	if got := pc.Invite().Recipient.User; got != "+34600000003" {
+		t.Errorf("trunk INVITE to %q", got)
+	}
+	hangup(t, c)
+	if rec := lastRecord(t, w.h, 1); rec.AnsweredBy != "+34600000003" {
+		t.Errorf("record: %+v", rec)
+	}
+}
+
+func TestBlocklistedMemberIsSkipped(t *testing.T) {
+	w := newWorld(t)
+	alice := w.user("alice", "pa", testphone.Behavior{})
+	w.user("bob", "pb", testphone.Behavior{})
+	c, err := w.call("+34910000001", "+19005551234", "")
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	hangup(t, c)
+	if rec := lastRecord(t, w.h, 1); rec.AnsweredBy != "user:bob" {
+		t.Errorf("answered by %q, want user:bob (alice blocks +1900*)", rec.AnsweredBy)
+	}
+	select {
+	case <-alice.Incoming():
+		t.Error("alice's phone rang although her blocklist matches the caller")
+	default:
+	}
+}
+
+func TestCallerIDModes(t *testing.T) {
+	w := newWorld(t)
+	bob := w.user("bob", "pb", testphone.Behavior{})
+	tests := []struct {
+		number, wantUser, privacy string
+	}{
+		{"+34910000006", "anonymous", "id"},
+		{"+34910000007", "+34910000099", ""},
+		{"+34910000008", "+34910000008", ""},
+	}
+	for i, tt := range tests {
+		c, err := w.call(tt.number, "+34911222333", "Caller")
+		if err != nil {
+			t.Fatalf("%s: %v", tt.number, err)
+		}
+		bc := incoming(t, bob)
+		if got := bc.Invite().From().Address.User; got != tt.wantUser {
+			t.Errorf("%s: From user %q, want %q", tt.number, got, tt.wantUser)
+		}
+		if got := bc.Header("Privacy"); got != tt.privacy {
+			t.Errorf("%s: Privacy %q, want %q", tt.number, got, tt.privacy)
+		}
+		hangup(t, c)
+		w.h.waitCalls("acme", i+1)
+	}
+}
+
+func TestReputationRuleAndReject(t *testing.T) {
+	w := newWorld(t)
+	w.user("alice", "pa", testphone.Behavior{})
+	_, err := w.call("+34910000010", "+34911222333", "", testphone.DialOptions{Headers: map[string]string{"X-Spam-Score": "95"}})
+	if code := testphone.StatusCode(err); code != 486 {
+		t.Fatalf("high-reputation caller: got %d (%v), want 486", code, err)
+	}
+	c, err := w.call("+34910000010", "+34911222333", "", testphone.DialOptions{Headers: map[string]string{"X-Spam-Score": "10"}})
+	if err != nil {
+		t.Fatalf("low score caller: %v", err)
+	}
+	hangup(t, c)
+	recs := w.h.waitCalls("acme", 2)
+	if recs[1].Outcome != "rejected" || recs[0].Outcome != "routed" {
+		t.Errorf("outcomes %q, %q", recs[1].Outcome, recs[0].Outcome)
+	}
+}
+
+func TestUnknownNumber(t *testing.T) {
+	w := newWorld(t)
+	_, err := w.call("+34919999999", "+34911222333", "")
+	if code := testphone.StatusCode(err); code != 404 {
+		t.Fatalf("got %d (%v), want 404", code, err)
+	}
+	if rec := lastRecord(t, w.h, 1); rec.Outcome != "not_found" {
+		t.Errorf("record: %+v", rec)
+	}
+}
+
+func TestUserCalls(t *testing.T) {
+	w := newWorld(t)
+	alice := w.user("alice", "pa", testphone.Behavior{})
+	bob := w.user("bob", "pb", testphone.Behavior{})
+	w.pstn.SetBehavior(testphone.Behavior{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// An extension number.
+	c, err := alice.Dial(ctx, "sip:102@"+w.h.addr, testphone.DialOptions{})
+	if err != nil {
+		t.Fatalf("alice dials 102: %v", err)
+	}
+	if bc := incoming(t, bob); bc.Invite().From().Address.User != "101" {
+		t.Errorf("bob sees caller %q, want alice's extension 101", bc.Invite().From().Address.User)
+	}
+	hangup(t, c)
+	// An external number in allowed_destinations, presented as the service number.
+	c, err = alice.Dial(ctx, "sip:+34600000003@"+w.h.addr, testphone.DialOptions{})
+	if err != nil {
+		t.Fatalf("alice dials +34600000003: %v", err)
+	}
+	pc := incoming(t, w.pstn)
+	if got := pc.Invite().From().Address.User; got != "+34910000099" {
+		t.Errorf("external call presented as %q", got)
+	}
+	hangup(t, c)
+	// Toll fraud guard: not in allowed_destinations.
+	if _, err := alice.Dial(ctx, "sip:+19005550100@"+w.h.addr, testphone.DialOptions{}); testphone.StatusCode(err) != 403 {
+		t.Errorf("premium number: %v, want 403", err)
+	}
+	// Wrong password: challenged again, never connected.
+	mallory := newPhone(t, testphone.Config{Name: "mallory", User: "alice", Password: "wrong", Domain: "acme.test"})
+	if _, err := mallory.Dial(ctx, "sip:102@"+w.h.addr, testphone.DialOptions{}); testphone.StatusCode(err) != 407 {
+		t.Errorf("wrong password: %v, want 407", err)
+	}
+	// A domain we do not serve, from an address that is no trunk: 403.
+	stranger := newPhone(t, testphone.Config{Name: "stranger", User: "x", Domain: "elsewhere.test"})
+	if _, err := stranger.Dial(ctx, "sip:102@"+w.h.addr, testphone.DialOptions{}); testphone.StatusCode(err) != 403 {
+		t.Errorf("stranger: %v, want 403", err)
+	}
+}
+
+func TestCalleeHangupEndsCaller(t *testing.T) {
+	w := newWorld(t)
+	alice := w.user("alice", "pa", testphone.Behavior{})
+	c, err := w.call("+34910000001", "+34911222333", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hangup(t, incoming(t, alice))
+	waitEnded(t, c, 5*time.Second)
+	if c.EndReason() != testphone.EndRemoteHangup {
+		t.Errorf("caller end reason %s", c.EndReason())
+	}
+	if rec := lastRecord(t, w.h, 1); rec.HangupCause != "callee_bye" {
+		t.Errorf("record: %+v", rec)
+	}
+}
+
+func TestConfigChangeTakesEffectWithoutRestart(t *testing.T) {
+	w := newWorld(t)
+	w.user("alice", "pa", testphone.Behavior{})
+	doc := fmt.Sprintf(worldDoc, w.pstn.Addr())
+	doc = strings.Replace(doc, `"+34910000004": { extension: busy }`,
+		`"+34910000004": { extension: busy, rules: [ { prefix: "*", weight: 1, action: reject-503 } ] }`, 1)
+	applyYAML(t, w.h.st, doc)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := w.call("+34910000004", "+34911222333", "")
+		if testphone.StatusCode(err) == 503 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new rule is not in force 5s after apply: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	w := newWorld(t, harnessOptions{drain: 500 * time.Millisecond})
+	alice := w.user("alice", "pa", testphone.Behavior{})
+	c, err := w.call("+34910000001", "+34911222333", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := incoming(t, alice)
+	w.h.cancel() // SIGTERM
+	time.Sleep(100 * time.Millisecond)
+	// New calls are refused while the call in progress drains.
+	if _, err := w.call("+34910000001", "+34911222333", ""); testphone.StatusCode(err) != 503 {
+		t.Errorf("call during drain: %v, want 503", err)
+	}
+	waitEnded(t, c, 5*time.Second)
+	waitEnded(t, ac, 5*time.Second)
+	select {
+	case <-w.h.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("server did not stop")
+	}
+	recs := w.h.calls("acme")
+	if len(recs) == 0 || recs[len(recs)-1].HangupCause != "shutdown" {
+		t.Fatalf("records after shutdown: %+v", recs)
+	}
+}
