@@ -4,43 +4,27 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/switchboard/switchboard/examples"
 	"github.com/switchboard/switchboard/internal/config"
-	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/demo"
+	"github.com/switchboard/switchboard/internal/sipserver"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
-// demoCall is one sample call of the demo.
-type demoCall struct {
-	what string
-	req  routing.Request
-}
-
-var demoCalls = []demoCall{
-	{"London caller to the main line", routing.Request{Number: "+34910000000", Caller: "+442071234567", CallerName: "Sam Jones"}},
-	{"Spanish mobile to the main line", routing.Request{Number: "+34910000000", Caller: "+34600111222", CallerName: "Jane Doe"}},
-	{"withheld number", routing.Request{Number: "+34910000000", Caller: "anonymous"}},
-	{"suspected spam, passes the captcha", routing.Request{Number: "+34910000000", Caller: "+34955123456", Reputation: config.LevelMedium, Captcha: routing.CaptchaPassed}},
-	{"suspected spam, fails the captcha", routing.Request{Number: "+34910000000", Caller: "+34955123456", Reputation: config.LevelHigh, Captcha: routing.CaptchaFailed}},
-	{"rotating group, call 1", routing.Request{Number: "+34910000001", Caller: "+34600111222", CallerName: "Jane Doe"}},
-	{"rotating group, call 2", routing.Request{Number: "+34910000001", Caller: "+34911222333"}},
-	{"rotating group, call 3", routing.Request{Number: "+34910000001", Caller: "+34911222333"}},
-	{"multi-ring group in waves", routing.Request{Number: "+34910000002", Caller: "+34911222333"}},
-	{"number forwarded by its own switch", routing.Request{Number: "0034910000003", Caller: "+34911222333"}},
-	{"number forwarded by its location", routing.Request{Number: "442071230000", Caller: "+442079460000"}},
-	{"US toll-free caller to a US number", routing.Request{Number: "+12125550100", Caller: "+18885551234"}},
-	{"US premium-rate caller", routing.Request{Number: "+12125550100", Caller: "+19005551234"}},
-	{"unknown number", routing.Request{Number: "+34999999999", Caller: "+34911222333"}},
-}
-
+// cmdDemo starts a real server on loopback with the sample account and a
+// throw-away database, registers simulated phones, places the sample calls
+// over SIP and prints what happened to each; then it keeps the server up
+// until Ctrl-C (--once: exits).
 func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	fset := newFlags("demo")
-	fset.Bool("once", false, "exit after the sample calls")
-	verbose := fset.Bool("v", false, "print each call's trace")
+	once := fset.Bool("once", false, "exit after the sample calls")
+	httpAddr := fset.String("http", "127.0.0.1:8080", "HTTP address (health, metrics); a free port if taken")
+	verbose := fset.Bool("v", false, "log the server's activity")
 	if _, err := parseFlags(fset, args); err != nil {
 		return err
 	}
@@ -56,54 +40,71 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fileErr("acme.yaml", err)
 	}
-	st, err := store.Open(ctx, "sqlite:"+filepath.Join(dir, "demo.db"))
+	world, err := demo.NewWorld(ctx, doc)
+	if err != nil {
+		return err
+	}
+	defer world.Close()
+	cfgFile := filepath.Join(dir, "demo.yaml")
+	b, err := doc.Marshal()
+	if err == nil {
+		err = os.WriteFile(cfgFile, b, 0o600)
+	}
+	if err != nil {
+		return err
+	}
+	if l, err := net.Listen("tcp", *httpAddr); err == nil {
+		l.Close()
+	} else {
+		*httpAddr = "127.0.0.1:0"
+	}
+
+	level := slog.LevelWarn + 4 // quiet unless -v
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	type started struct {
+		srv  *sipserver.Server
+		http net.Addr
+	}
+	up := make(chan started, 1)
+	done := make(chan error, 1)
+	dbURL := "sqlite:" + filepath.Join(dir, "demo.db")
+	go func() {
+		done <- serve(sctx, serveOptions{
+			db: dbURL, sip: "127.0.0.1:0", http: *httpAddr, config: cfgFile,
+			rtpPorts: "40000-40999", drain: 2e9, rtpTimeout: 60e9,
+		}, log, func(s *sipserver.Server, h net.Addr) { up <- started{s, h} })
+	}()
+	var s started
+	select {
+	case s = <-up:
+	case err := <-done:
+		return err
+	}
+	sipAddr := s.srv.UDPAddr().String()
+	fmt.Fprintf(out, "Switchboard demo: account %q on a throw-away SQLite database\n", doc.Account)
+	fmt.Fprintf(out, "SIP on %s (UDP and TCP), HTTP on http://%s (/metrics, /healthz)\n", sipAddr, s.http)
+	fmt.Fprintf(out, "phones: carrier %s, PSTN %s, users on 127.0.0.1\n\n", demo.CarrierIP, world.PSTN.Addr())
+
+	if err := world.Register(ctx, sipAddr); err != nil {
+		return err
+	}
+	st, err := store.Open(ctx, dbURL)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	if _, err := st.ApplyConfig(ctx, doc); err != nil {
+	if err := world.Run(ctx, out, sipAddr, st, demo.Calls); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "Switchboard demo: account %q loaded into a throw-away database (%s)\n\n", doc.Account, st.Dialect())
-	snap, err := routing.Compile(doc)
-	if err != nil {
-		return err
+	if !*once {
+		fmt.Fprintf(out, "\nThe server keeps running: metrics at http://%s/metrics. Ctrl-C to stop.\n", s.http)
+		<-ctx.Done()
 	}
-	for i, c := range demoCalls {
-		req := c.req
-		// Each demo call is a real call: a rotating group's counter advances.
-		next := func(ext string) (uint64, error) { return st.NextRotation(ctx, doc.Account, ext) }
-		ex, err := routing.Explain(snap, &req, next)
-		if err != nil {
-			return err
-		}
-		from := req.Caller
-		if from == "" {
-			from = "anonymous"
-		}
-		fmt.Fprintf(out, "%2d. %-40s %s -> %s: %s", i+1, c.what, from, req.Number, ex.Outcome)
-		if ex.SIPStatus != 0 {
-			fmt.Fprintf(out, " (SIP %d)", ex.SIPStatus)
-		}
-		if ex.Destination != "" {
-			fmt.Fprintf(out, " to %s", ex.Destination)
-		}
-		if len(ex.Attempts) > 0 {
-			waves := make([]string, len(ex.Attempts))
-			for j, w := range ex.Attempts {
-				waves[j] = strings.Join(w, "+")
-			}
-			fmt.Fprintf(out, " [%s]", strings.Join(waves, " -> "))
-		}
-		if ex.CallerName != "" {
-			fmt.Fprintf(out, " as %q", ex.CallerName)
-		}
-		fmt.Fprintln(out)
-		if *verbose {
-			for _, l := range ex.Trace {
-				fmt.Fprintf(out, "      %s\n", l)
-			}
-		}
-	}
-	return nil
+	stop()
+	return <-done
 }

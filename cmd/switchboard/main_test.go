@@ -218,13 +218,21 @@ func TestRouteFromDatabase(t *testing.T) {
 }
 
 func TestDemo(t *testing.T) {
-	code, out, e := sb(t, "demo", "--once")
+	code, out, e := sb(t, "demo", "--once", "--http", "127.0.0.1:0")
 	if code != 0 {
-		t.Fatalf("demo: %s", e)
+		t.Fatalf("demo: %s\n%s", e, out)
 	}
 	for _, want := range []string{
-		"rejected (SIP 503)", "captcha_failed", "forwarded to +34600000009", "not_found (SIP 404)",
-		"[user:alice -> user:bob -> user:carol]", "[user:bob -> user:carol -> user:alice]", "[user:carol -> user:alice -> user:bob]",
+		"rang alice (486), bob (answered); answered by user:bob",
+		"rotating group, call 1                       +34911222333 -> +34910000001: routed; rang alice (answered)",
+		"rotating group, call 2                       +34911222333 -> +34910000001: routed; rang bob (answered)",
+		"rotating group, call 3                       +34911222333 -> +34910000001: routed; rang carol (answered)",
+		"carol (cancelled), dave (answered); answered by user:dave",
+		"anonymous -> +34910000000: rejected (SIP 503)",
+		"+18885551234 -> +12125550100: rejected (SIP 486)",
+		"forwarded; rang pstn +34600000009 (answered)",
+		"forwarded; rang pstn +447700900123 (answered)",
+		"not_found (SIP 404)",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
