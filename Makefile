@@ -6,7 +6,7 @@ FUZZTIME  ?= 4s
 # package:target pairs run for FUZZTIME each by `make test`
 FUZZ      := ./internal/config:FuzzParse ./internal/routing:FuzzPrefixMatch \
              ./internal/media:FuzzParseSDP ./internal/media:FuzzDTMF ./internal/media:FuzzReadWAV \
-             ./internal/registrar:FuzzDigestHeader
+             ./internal/registrar:FuzzDigestHeader ./internal/sipserver:FuzzInviteHeaders
 
 .PHONY: all build demo test unit fuzz bench lint clean
 

@@ -7,13 +7,20 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/switchboard/switchboard/internal/sipserver"
 )
 
 const sample = "../../examples/acme.yaml"
@@ -237,5 +244,57 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestServeHTTPEndpoints(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type up struct{ http net.Addr }
+	started := make(chan up, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, serveOptions{
+			db: "sqlite:" + filepath.Join(t.TempDir(), "sb.db"), sip: "127.0.0.1:0", http: "127.0.0.1:0",
+			config: sample, rtpPorts: "41000-41099", drain: time.Second, rtpTimeout: time.Minute,
+		}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(_ *sipserver.Server, h net.Addr) { started <- up{h} })
+	}()
+	var u up
+	select {
+	case u = <-started:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	get := func(path string) (int, string) {
+		res, err := http.Get("http://" + u.http.String() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(b)
+	}
+	if code, body := get("/healthz"); code != 200 || body != "ok\n" {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	if code, _ := get("/readyz"); code != 200 {
+		t.Errorf("/readyz: %d", code)
+	}
+	code, body := get("/metrics")
+	for _, m := range []string{"switchboard_calls_active 0", "switchboard_calls_started_total 0", "switchboard_calls_per_second", "switchboard_registrations_total 0", "# TYPE switchboard_calls_total counter"} {
+		if !strings.Contains(body, m) {
+			t.Errorf("/metrics (%d) lacks %q:\n%s", code, m, body)
+		}
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve after shutdown: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop")
 	}
 }
