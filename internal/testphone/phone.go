@@ -20,8 +20,13 @@
 // Everything a Phone starts (SIP handlers it owns, RTP goroutines, sessions)
 // stops in Close; every wait is bounded by a context or a timer.
 //
-// Locks: Phone.mu, Call.mu and stream.mu are taken in that order and never
-// held while sending SIP or waiting.
+// Concurrency: sipgo runs every message on its own goroutine. An inbound
+// call is owned by its INVITE handler until the final response is sent (and
+// a 200 acknowledged), an outbound one by a goroutine waiting for the final
+// response; after that, BYE, re-INVITE, Hangup and Close act on the call
+// directly and Call.finish ends it exactly once. Locks: Phone.mu, Call.mu
+// and stream.mu are leaves, never held while taking another one, sending
+// SIP or waiting.
 package testphone
 
 import (
@@ -275,7 +280,6 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.behavior.Store(&Behavior{})
-	p.regCSeq.Store(uint32(time.Now().UnixNano()%10000) + 1)
 
 	// sipgo's handler map has no lock: every handler before serving.
 	srv.OnInvite(p.onInvite)
@@ -309,7 +313,7 @@ func New(ctx context.Context, cfg Config) (*Phone, error) {
 	return p, nil
 }
 
-const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY, INFO, REFER"
+const allowed = "INVITE, ACK, CANCEL, BYE, OPTIONS, MESSAGE, NOTIFY, INFO"
 
 // listenPair binds UDP on a free port and TCP on the same port, retrying
 // with another port when TCP's is taken.
