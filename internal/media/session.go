@@ -90,6 +90,7 @@ type Session struct {
 type outSource struct {
 	ssrc   uint32
 	offset uint32
+	ts     uint32 // the writer's last timestamp
 	last   time.Time
 	used   bool
 }
@@ -399,8 +400,11 @@ func (s *Session) mapSource(ssrc, ts uint32, now time.Time) (uint32, bool) {
 	for i := range s.sources {
 		src := &s.sources[i]
 		if src.used && src.ssrc == ssrc {
-			if now.Sub(src.last) <= sourceIdle {
-				src.last = now
+			// A packet that repeats the writer's last timestamp continues
+			// the same event (an RFC 4733 key press whose sender stalled):
+			// re-anchoring it would make the far end count a second press.
+			if now.Sub(src.last) <= sourceIdle || ts == src.ts {
+				src.last, src.ts = now, ts
 				return ts + src.offset, false
 			}
 			slot = src
@@ -411,7 +415,7 @@ func (s *Session) mapSource(ssrc, ts uint32, now time.Time) (uint32, bool) {
 		}
 	}
 	out := s.timelineAt(now)
-	*slot = outSource{ssrc: ssrc, offset: out - ts, last: now, used: true}
+	*slot = outSource{ssrc: ssrc, offset: out - ts, ts: ts, last: now, used: true}
 	return out, true
 }
 

@@ -432,3 +432,41 @@ func BenchmarkSessionWriteRead(b *testing.B) {
 		}
 	}
 }
+
+// A telephone-event whose sender stalls past the idle re-anchoring keeps its
+// timestamp and gets no new marker, so the far end sees one key press.
+func TestSessionStalledEventKeepsTimestamp(t *testing.T) {
+	a := newAllocator(t)
+	x, y := pair(t, a)
+	ctx := timeout(t, 5*time.Second)
+	ev := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 101, SSRC: 77, Timestamp: 8000, Marker: true}, Payload: []byte{1, 10, 0, 160}}
+	if err := x.WriteRTP(&ev); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(sourceIdle + 50*time.Millisecond)
+	ev.Marker, ev.Payload = false, []byte{1, 0x80 | 10, 0, 200} // the end packet of the same press
+	if err := x.WriteRTP(&ev); err != nil {
+		t.Fatal(err)
+	}
+	var first, second rtp.Packet
+	if err := y.ReadRTP(ctx, &first); err != nil {
+		t.Fatal(err)
+	}
+	firstTS := first.Timestamp
+	if err := y.ReadRTP(ctx, &second); err != nil {
+		t.Fatal(err)
+	}
+	if second.Timestamp != firstTS || second.Marker {
+		t.Fatalf("continuation re-anchored: ts %d -> %d, marker %v", firstTS, second.Timestamp, second.Marker)
+	}
+	var r DTMFReceiver
+	n := 0
+	for _, p := range []*rtp.Packet{{Header: rtp.Header{SSRC: 9, Timestamp: firstTS, Marker: true}, Payload: []byte{1, 10, 0, 160}}, {Header: rtp.Header{SSRC: 9, Timestamp: second.Timestamp}, Payload: []byte{1, 0x80 | 10, 0, 200}}} {
+		if _, ok := r.Receive(p); ok {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("receiver counted %d presses", n)
+	}
+}
