@@ -48,6 +48,16 @@ type call struct {
 	callerID string // C as E.164 or "anonymous"
 	name     string // computed caller name
 	ringing  bool   // 180 sent to the caller
+	// answer is our SDP answer to the caller, made once: the 183 of early
+	// media and the 200 carry the same one.
+	answer []byte
+	early  *ringback // the ringing sound we play as early media, if any
+}
+
+// ringback is the ringing sound played to the caller before an answer.
+type ringback struct {
+	stop func()
+	done chan struct{}
 }
 
 // Handle runs one inbound call to its end. It must be called from the INVITE
@@ -204,7 +214,13 @@ func (c *call) openMedia() error {
 		return fail(503, "Service Unavailable", fmt.Errorf("no RTP port: %w", err))
 	}
 	sess.SetRemote(neg.Remote)
-	c.sess, c.neg = sess, neg
+	local := media.LocalSDP{IP: c.e.cfg.MediaIP, Port: sess.Port(), SessionID: uint64(time.Now().UnixNano())}
+	answer, err := local.Answer(neg)
+	if err != nil {
+		sess.Close()
+		return fail(500, "Server Internal Error", err)
+	}
+	c.sess, c.neg, c.answer = sess, neg, answer
 	return nil
 }
 
@@ -221,17 +237,9 @@ func (c *call) bridge(ctx, dctx context.Context, l *leg) {
 	c.rec.AnsweredBy = l.member
 	c.tracef("answered by %s (%s)", l.member, l.uri)
 
-	local := media.LocalSDP{IP: c.e.cfg.MediaIP, Port: c.sess.Port(), SessionID: uint64(time.Now().UnixNano())}
-	answer, err := local.Answer(c.neg)
-	if err != nil {
-		c.log.Error("build SDP answer", "err", err)
-		_ = c.dlg.Respond(500, "Server Internal Error", nil)
-		c.rec.HangupCause = "media_error"
-		l.bye()
-		return
-	}
-	c.e.dialogs.Store(dialogKey(callID(c.in.Req), localTag(c.dlg))+"\x00sdp", answer)
-	if err := c.dlg.RespondSDP(answer); err != nil {
+	c.stopRingback()
+	c.e.dialogs.Store(dialogKey(callID(c.in.Req), localTag(c.dlg))+"\x00sdp", c.answer)
+	if err := c.dlg.RespondSDP(c.answer); err != nil {
 		if dctx.Err() != nil { // the caller cancelled as the callee answered
 			c.rec.HangupCause = "caller_cancel"
 			l.bye()
@@ -309,7 +317,8 @@ func (c *call) fail(ctx, dctx context.Context, res result) {
 		return
 	}
 	// tones: ringback goes on until the caller gives up or RingTimeout.
-	c.sendRinging()
+	c.startRingback(c.ringbackTone())
+	defer c.stopRingback()
 	c.tracef("on_failure tones: ringing until the caller hangs up (at most %s)", c.e.cfg.RingTimeout)
 	t := time.NewTimer(c.e.cfg.RingTimeout)
 	defer t.Stop()
@@ -326,11 +335,52 @@ func (c *call) fail(ctx, dctx context.Context, res result) {
 }
 
 func (c *call) sendRinging() {
-	if c.ringing {
+	if c.ringing || c.early != nil {
 		return
 	}
 	c.ringing = true
 	_ = c.dlg.Respond(180, "Ringing", nil)
+}
+
+// startRingback answers the caller's offer with 183 Session Progress and
+// plays src as early media until the call is answered or given up, so that
+// one attempt after another sounds like one continuous ring (SPEC §4).
+func (c *call) startRingback(src media.Source) {
+	if c.early != nil {
+		return
+	}
+	if err := c.dlg.Respond(183, "Session Progress", c.answer, sip.NewHeader("Content-Type", "application/sdp")); err != nil {
+		c.log.Debug("183", "err", err)
+		return
+	}
+	ctx, cancel := context.WithCancel(c.dlg.Context())
+	rb := &ringback{stop: cancel, done: make(chan struct{})}
+	player := media.NewPlayer(c.sess, c.neg.Codec, c.neg.PayloadType)
+	go func() {
+		defer close(rb.done)
+		_ = player.Play(ctx, src)
+	}()
+	c.early = rb
+	c.tracef("early media: 183 with Switchboard's ringing sound")
+}
+
+// stopRingback stops the early media and waits for the player to finish,
+// so that the bridge is the only writer afterwards.
+func (c *call) stopRingback() {
+	if c.early == nil {
+		return
+	}
+	c.early.stop()
+	<-c.early.done
+}
+
+// ringbackTone is the ringback of the called number's country: the US
+// cadence on +1 numbers, 425 Hz 1 s on 4 s off elsewhere.
+func (c *call) ringbackTone() media.Source {
+	if strings.HasPrefix(c.rec.Number, "+1") {
+		return media.RingbackUS()
+	}
+	return media.Ringback()
 }
 
 // finish writes the call record, whatever happened.

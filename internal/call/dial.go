@@ -94,6 +94,9 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 		}
 		counter = n
 	}
+	if isExt && depth == 0 && ext.Ringing == "none" {
+		c.startRingback(media.Silence())
+	}
 	plan := snap.Plan(target, c.callerID, counter)
 	c.rec.Trace = append(c.rec.Trace, plan.Notes...)
 	last := failUnavailable
@@ -106,6 +109,10 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 			c.tracef("attempt %d %v: unavailable (nothing to ring)", i+1, wave)
 			last = failUnavailable
 			continue
+		}
+		if i > 0 || depth > 0 {
+			// The next attempt: keep the caller hearing one ring.
+			c.startRingback(c.ringbackTone())
 		}
 		r := c.ring(dctx, dests, timeout, mode)
 		if r.leg != nil {

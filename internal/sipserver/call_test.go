@@ -43,6 +43,8 @@ extensions:
   svc:    { destination: "user:bob", caller_id: service }
   called: { destination: "user:bob", caller_id: called }
   chain:  { members: ["user:alice"], timeout: 300ms, on_failure: "+34600000003" }
+  seq2:   { members: ["user:alice", "user:bob"], timeout: 1s }
+  silent: { members: ["user:bob"], ringing: none }
 numbers:
   "+34910000001": { extension: seq, distinctive_ring: ring2, cnam_prefix: "MAIN ", rules: [ { prefix: "3460*", weight: 1, action: cnam-prefix, cnam_prefix: "MOBILE " } ] }
   "+34910000002": { extension: rota }
@@ -54,6 +56,9 @@ numbers:
   "+34910000008": { extension: called }
   "+34910000009": { extension: chain }
   "+34910000010": { extension: seq, rules: [ { prefix: "*", weight: 1, action: reject-busy, reputation: high } ] }
+  "+34910000011": { extension: seq2 }
+  "+12125550111": { extension: seq2 }
+  "+34910000012": { extension: silent }
 `
 
 type world struct {
@@ -518,6 +523,57 @@ func TestTranscodingBetweenLegs(t *testing.T) {
 	}
 	if !strings.Contains(string(c.Response().Body()), "PCMU/8000") {
 		t.Errorf("caller's answer is not PCMU:\n%s", c.Response().Body())
+	}
+	hangup(t, c)
+}
+
+// TestRingbackAcrossAttempts: when the first member does not answer, the
+// caller gets 183 with Switchboard's ringback (425 Hz, or the US 440+480 Hz
+// on a +1 number) while the next member rings, so the group sounds like one
+// continuous ring.
+func TestRingbackAcrossAttempts(t *testing.T) {
+	w := newWorld(t)
+	w.user("alice", "pa", testphone.Behavior{Mode: testphone.NeverAnswer})
+	w.user("bob", "pb", testphone.Behavior{AnswerAfter: 800 * time.Millisecond}) // within seq2's 1s timeout
+	for _, tt := range []struct {
+		number string
+		freqs  []float64
+	}{{"+34910000011", []float64{425}}, {"+12125550111", []float64{440, 480}}} {
+		c, err := w.carrier.StartCall(context.Background(), "sip:"+tt.number+"@"+w.h.addr, testphone.DialOptions{FromUser: "+34911222333"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		for _, f := range tt.freqs {
+			if err := c.WaitForTone(ctx, f, 200*time.Millisecond); err != nil {
+				t.Errorf("%s: no %v Hz ringback before the answer: %v", tt.number, f, err)
+			}
+		}
+		cancel()
+		if c.IsAnswered() {
+			t.Errorf("%s: tone heard only after the answer", tt.number)
+		}
+		if !c.EarlyMedia() || !slices.Contains(c.Provisionals(), 183) {
+			t.Errorf("%s: provisionals %v, early media %v", tt.number, c.Provisionals(), c.EarlyMedia())
+		}
+		select {
+		case <-c.Answered():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s: not answered", tt.number)
+		}
+		hangup(t, c)
+	}
+}
+
+func TestRingingNoneIsSilentEarlyMedia(t *testing.T) {
+	w := newWorld(t)
+	w.user("bob", "pb", testphone.Behavior{AnswerAfter: time.Second})
+	c, err := w.call("+34910000012", "+34911222333", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.EarlyMedia() {
+		t.Errorf("ringing: none should answer 183 with SDP, got %v", c.Provisionals())
 	}
 	hangup(t, c)
 }
