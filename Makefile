@@ -8,7 +8,7 @@ FUZZ      := ./internal/config:FuzzParse ./internal/routing:FuzzPrefixMatch \
              ./internal/media:FuzzParseSDP ./internal/media:FuzzDTMF ./internal/media:FuzzReadWAV \
              ./internal/registrar:FuzzDigestHeader ./internal/sipserver:FuzzInviteHeaders
 
-.PHONY: all build demo test unit fuzz bench lint clean
+.PHONY: all build demo test unit fuzz bench lint clean prompts
 
 all: build
 
@@ -37,6 +37,11 @@ lint:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+
+# Regenerate the built-in prompts (internal/prompt/builtin/*.wav) from
+# espeak-ng; run once after changing their texts and commit the files.
+prompts:
+	$(GO) run ./internal/prompt/gen -out internal/prompt/builtin
 
 clean:
 	rm -rf bin switchboard-data
