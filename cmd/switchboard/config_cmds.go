@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/store"
@@ -54,6 +55,7 @@ func cmdApply(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return fileErr(*file, err)
 	}
+	doc.ResolvePaths(filepath.Dir(*file))
 	st, err := store.Open(ctx, *db)
 	if err != nil {
 		return err

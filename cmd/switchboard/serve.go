@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -80,6 +81,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 		if err != nil {
 			return fileErr(o.config, err)
 		}
+		doc.ResolvePaths(filepath.Dir(o.config))
 		if _, err := st.ApplyConfig(ctx, doc); err != nil {
 			return err
 		}

@@ -315,6 +315,20 @@ func (d *Document) Marshal() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// ResolvePaths makes relative prompt file paths absolute against baseDir
+// (the directory of the file the document was read from), so that a server
+// reading the document from the database finds the files.
+func (d *Document) ResolvePaths(baseDir string) {
+	for name, p := range d.Prompts {
+		if p.File != "" && !filepath.IsAbs(p.File) {
+			if abs, err := filepath.Abs(filepath.Join(baseDir, p.File)); err == nil {
+				p.File = abs
+				d.Prompts[name] = p
+			}
+		}
+	}
+}
+
 // Redacted is what export shows instead of a secret. Applying a document whose
 // secret is Redacted keeps the stored secret.
 const Redacted = "<redacted>"

@@ -60,7 +60,9 @@ func Load(ctx context.Context, doc *config.Document, baseDir string, tts TTS) (*
 		l.prompts[name] = samples
 	}
 	if len(errs) > 0 {
-		return nil, &LoadError{Errors: errs}
+		// The prompts that did load are usable: a server keeps serving
+		// calls with them and logs the others.
+		return l, &LoadError{Errors: errs}
 	}
 	return l, nil
 }
