@@ -23,6 +23,8 @@ type Inbound struct {
 	Req  *sip.Request
 	Tx   sip.ServerTransaction
 	Snap *routing.Snapshot
+	// Prompts are the account's prompts (nil: none loaded).
+	Prompts Prompts
 	// Route is set for a call to one of the account's numbers: the routing
 	// decision of SPEC §3 is made here.
 	Route *routing.Request
@@ -32,6 +34,11 @@ type Inbound struct {
 	CallerID   string // the caller's number as presented onwards (user calls)
 	CallerName string
 	Trace      []string
+}
+
+// Prompts gives the audio of an account's prompts by name.
+type Prompts interface {
+	Source(name string, loop bool) (media.Source, error)
 }
 
 // call is the state of one call; only its own goroutine touches it.
@@ -141,7 +148,7 @@ func (c *call) run(ctx context.Context) {
 	res := c.connect(ctx, dctx, target, 0)
 	switch {
 	case res.leg != nil:
-		c.bridge(ctx, dctx, res.leg)
+		c.bridge(ctx, dctx, res)
 	case dctx.Err() != nil:
 		c.rec.HangupCause = "caller_cancel"
 		c.tracef("caller hung up before an answer")
@@ -231,11 +238,15 @@ func localTag(d *sipgo.DialogServerSession) string {
 
 // bridge answers the caller, relays media between the caller and the
 // answered leg and waits for either side (or the media timeout) to end it.
-func (c *call) bridge(ctx, dctx context.Context, l *leg) {
+func (c *call) bridge(ctx, dctx context.Context, res result) {
+	l := res.leg
 	defer l.close()
+	c.tracef("answered by %s (%s)", l.member, l.uri)
+	if res.ext != nil && res.ext.Announcement != "" && !c.announce(dctx, l, res.ext.Announcement) {
+		return
+	}
 	c.rec.Answer = time.Now()
 	c.rec.AnsweredBy = l.member
-	c.tracef("answered by %s (%s)", l.member, l.uri)
 
 	c.stopRingback()
 	c.e.dialogs.Store(dialogKey(callID(c.in.Req), localTag(c.dlg))+"\x00sdp", c.answer)
@@ -294,6 +305,39 @@ func (c *call) bridge(ctx, dctx context.Context, l *leg) {
 	}
 }
 
+// announce plays the extension's announcement to the callee while the
+// caller still hears ringing (SPEC §4); false when either side left.
+func (c *call) announce(dctx context.Context, l *leg, ref string) bool {
+	src, err := c.prompt(ref, false)
+	if err != nil {
+		c.tracef("announcement %s: %v; connecting without it", ref, err)
+		return true
+	}
+	c.startRingback(c.ringbackTone())
+	ctx, cancel := context.WithCancel(dctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-l.dlg.Context().Done():
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	c.tracef("announcement %s to %s", ref, l.member)
+	_ = media.NewPlayer(l.sess, l.neg.Codec, l.neg.PayloadType).Play(ctx, src)
+	switch {
+	case dctx.Err() != nil:
+		c.rec.HangupCause = "caller_cancel"
+		l.bye()
+		return false
+	case l.dlg.Context().Err() != nil:
+		c.rec.HangupCause = "callee_bye"
+		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
+		return false
+	}
+	return true
+}
+
 func (c *call) hangupBoth(l *leg, cause string) {
 	c.rec.HangupCause = cause
 	l.bye()
@@ -312,6 +356,13 @@ func (c *call) byeCaller() {
 func (c *call) fail(ctx, dctx context.Context, res result) {
 	c.rec.HangupCause = res.class.String()
 	c.tracef("all attempts failed: %s", res.class)
+	if strings.HasPrefix(res.final, "prompt:") {
+		c.playAndHangUp(ctx, dctx, res.final)
+		return
+	}
+	if res.final != "" {
+		c.tracef("on_failure %s is not available on calls yet: ringing out instead", res.final)
+	}
 	if res.class == failBusy {
 		_ = c.dlg.Respond(486, "Busy Here", nil)
 		return
@@ -372,6 +423,62 @@ func (c *call) stopRingback() {
 	}
 	c.early.stop()
 	<-c.early.done
+}
+
+// startRinging starts the ringing sound an extension asks for at once:
+// silence (none) or a prompt in a loop; tones start when media is needed.
+func (c *call) startRinging(ringing string) {
+	switch {
+	case ringing == "none":
+		c.startRingback(media.Silence())
+	case strings.HasPrefix(ringing, "prompt:"):
+		src, err := c.prompt(ringing, true)
+		if err != nil {
+			c.tracef("ringing %s: %v; ringback tones instead", ringing, err)
+			return
+		}
+		c.startRingback(src)
+	}
+}
+
+// prompt returns the audio of a prompt:NAME reference.
+func (c *call) prompt(ref string, loop bool) (media.Source, error) {
+	if c.in.Prompts == nil {
+		return nil, fmt.Errorf("no prompts are loaded for this account")
+	}
+	return c.in.Prompts.Source(strings.TrimPrefix(ref, "prompt:"), loop)
+}
+
+// playAndHangUp answers the caller, plays a prompt and hangs up.
+func (c *call) playAndHangUp(ctx, dctx context.Context, ref string) {
+	src, err := c.prompt(ref, false)
+	if err != nil {
+		c.tracef("%s: %v", ref, err)
+		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
+		return
+	}
+	c.stopRingback()
+	if err := c.dlg.RespondSDP(c.answer); err != nil {
+		c.rec.HangupCause = "caller_cancel"
+		return
+	}
+	c.rec.Answer = time.Now()
+	c.tracef("playing %s, then hanging up", ref)
+	pctx, cancel := context.WithCancel(dctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-ctx.Done():
+		case <-c.e.hangup:
+		}
+		cancel()
+	}()
+	if err := media.NewPlayer(c.sess, c.neg.Codec, c.neg.PayloadType).Play(pctx, src); err != nil && dctx.Err() != nil {
+		c.rec.HangupCause = "caller_bye"
+		return
+	}
+	c.rec.HangupCause = "prompt_played"
+	c.byeCaller()
 }
 
 // ringbackTone is the ringback of the called number's country: the US

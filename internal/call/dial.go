@@ -39,6 +39,12 @@ func (f failClass) String() string {
 type result struct {
 	leg   *leg
 	class failClass
+	// ext is the extension whose attempt answered (its announcement,
+	// recording and transfer settings apply), nil for other targets.
+	ext *config.Extension
+	// final is the on_failure that ends the call here (prompt:NAME,
+	// voicemail:USER) when every attempt failed.
+	final string
 }
 
 // dest is one device or address to send an INVITE to.
@@ -94,8 +100,8 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 		}
 		counter = n
 	}
-	if isExt && depth == 0 && ext.Ringing == "none" {
-		c.startRingback(media.Silence())
+	if isExt && depth == 0 {
+		c.startRinging(ext.Ringing)
 	}
 	plan := snap.Plan(target, c.callerID, counter)
 	c.rec.Trace = append(c.rec.Trace, plan.Notes...)
@@ -116,6 +122,9 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 		}
 		r := c.ring(dctx, dests, timeout, mode)
 		if r.leg != nil {
+			if isExt {
+				r.ext = &ext
+			}
 			return r
 		}
 		if dctx.Err() != nil {
@@ -128,11 +137,11 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 	if isExt && depth < maxDepth {
 		if f := ext.OnFailure; f != "" && f != "tones" {
 			t, err := config.ParseTarget(f)
-			if err == nil && t.Kind != config.TargetPrompt && t.Kind != config.TargetVoicemail {
-				c.tracef("on_failure of %s: continuing to %s", target, f)
-				return c.connect(ctx, dctx, f, depth+1)
+			if err == nil && (t.Kind == config.TargetPrompt || t.Kind == config.TargetVoicemail) {
+				return result{class: last, final: f}
 			}
-			c.tracef("on_failure %s needs in-call media (prompts, voicemail): ringing out instead", f)
+			c.tracef("on_failure of %s: continuing to %s", target, f)
+			return c.connect(ctx, dctx, f, depth+1)
 		}
 	}
 	return result{class: last}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/prompt"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/testphone"
 )
@@ -22,7 +24,8 @@ var (
 )
 
 // worldDoc is the account the call tests use; %[1]s is the PSTN phone's
-// address (where the trunk sends external calls).
+// address (where the trunk sends external calls), %[2]s the directory of
+// the built-in prompt files.
 const worldDoc = `
 account: acme
 domain: acme.test
@@ -33,6 +36,10 @@ users:
   alice: { extension: "101", password: pa, blocklist: ["+1900*"] }
   bob:   { extension: "102", password: pb }
   carol: { extension: "103", password: pc }
+prompts:
+  bye:     { file: "%[2]s/goodbye.wav" }
+  hold:    { file: "%[2]s/please-hold.wav" }
+  whisper: { file: "%[2]s/press-one.wav" }
 extensions:
   seq:    { code: "21", members: ["user:alice", "user:bob"], timeout: 2s }
   rota:   { code: "22", members: ["user:alice", "user:bob", "user:carol"], distribution: rotating, timeout: 2s }
@@ -45,6 +52,9 @@ extensions:
   chain:  { members: ["user:alice"], timeout: 300ms, on_failure: "+34600000003" }
   seq2:   { members: ["user:alice", "user:bob"], timeout: 1s }
   silent: { members: ["user:bob"], ringing: none }
+  ringp:  { members: ["user:bob"], ringing: prompt:hold, timeout: 5s }
+  closed: { members: ["user:alice"], timeout: 300ms, on_failure: prompt:bye }
+  ann:    { members: ["user:bob"], announcement: prompt:whisper }
 numbers:
   "+34910000001": { extension: seq, distinctive_ring: ring2, cnam_prefix: "MAIN ", rules: [ { prefix: "3460*", weight: 1, action: cnam-prefix, cnam_prefix: "MOBILE " } ] }
   "+34910000002": { extension: rota }
@@ -59,6 +69,9 @@ numbers:
   "+34910000011": { extension: seq2 }
   "+12125550111": { extension: seq2 }
   "+34910000012": { extension: silent }
+  "+34910000013": { extension: ringp }
+  "+34910000014": { extension: closed }
+  "+34910000015": { extension: ann }
 `
 
 type world struct {
@@ -71,9 +84,28 @@ type world struct {
 func newWorld(t *testing.T, opts ...harnessOptions) *world {
 	t.Helper()
 	pstn := newPhone(t, testphone.Config{Name: "pstn", User: "pstn", IP: pstnIP})
-	h := startServer(t, fmt.Sprintf(worldDoc, pstn.Addr()), opts...)
+	h := startServer(t, fmt.Sprintf(worldDoc, pstn.Addr(), builtinDir(t)), opts...)
 	carrier := newPhone(t, testphone.Config{Name: "carrier", User: "carrier", IP: carrierIP})
 	return &world{t: t, h: h, carrier: carrier, pstn: pstn}
+}
+
+func builtinDir(t *testing.T) string {
+	t.Helper()
+	dir, err := filepath.Abs("../prompt/builtin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// heardPrompt reports whether audio contains a built-in prompt.
+func heardPrompt(t *testing.T, heard []int16, name string) float64 {
+	t.Helper()
+	p, ok := prompt.Builtin(name)
+	if !ok {
+		t.Fatalf("no built-in prompt %q", name)
+	}
+	return prompt.Correlate(heard, p)
 }
 
 func newPhone(t *testing.T, cfg testphone.Config) *testphone.Phone {
@@ -461,7 +493,7 @@ func TestCalleeHangupEndsCaller(t *testing.T) {
 func TestConfigChangeTakesEffectWithoutRestart(t *testing.T) {
 	w := newWorld(t)
 	w.user("alice", "pa", testphone.Behavior{})
-	doc := fmt.Sprintf(worldDoc, w.pstn.Addr())
+	doc := fmt.Sprintf(worldDoc, w.pstn.Addr(), builtinDir(t))
 	doc = strings.Replace(doc, `"+34910000004": { extension: busy }`,
 		`"+34910000004": { extension: busy, rules: [ { prefix: "*", weight: 1, action: reject-503 } ] }`, 1)
 	applyYAML(t, w.h.st, doc)
@@ -574,6 +606,69 @@ func TestRingingNoneIsSilentEarlyMedia(t *testing.T) {
 	}
 	if !c.EarlyMedia() {
 		t.Errorf("ringing: none should answer 183 with SDP, got %v", c.Provisionals())
+	}
+	hangup(t, c)
+}
+
+func TestRingingPrompt(t *testing.T) {
+	w := newWorld(t)
+	w.user("bob", "pb", testphone.Behavior{AnswerAfter: 3 * time.Second})
+	c, err := w.carrier.StartCall(context.Background(), "sip:+34910000013@"+w.h.addr, testphone.DialOptions{FromUser: "+34911222333"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if c.IsAnswered() || !c.EarlyMedia() {
+		t.Fatalf("want early media before the answer: answered %v, provisionals %v", c.IsAnswered(), c.Provisionals())
+	}
+	if score := heardPrompt(t, c.Heard(2500*time.Millisecond), "please-hold"); score < 0.7 {
+		t.Errorf("caller did not hear the ringing prompt (correlation %.2f)", score)
+	}
+	select {
+	case <-c.Answered():
+	case <-time.After(5 * time.Second):
+		t.Fatal("not answered")
+	}
+	hangup(t, c)
+}
+
+func TestOnFailurePrompt(t *testing.T) {
+	w := newWorld(t)
+	w.user("alice", "pa", testphone.Behavior{Mode: testphone.NeverAnswer})
+	c, err := w.call("+34910000014", "+34911222333", "")
+	if err != nil {
+		t.Fatalf("on_failure prompt answers the call: %v", err)
+	}
+	waitEnded(t, c, 10*time.Second)
+	if c.EndReason() != testphone.EndRemoteHangup {
+		t.Errorf("end reason %s, want remote-hangup after the prompt", c.EndReason())
+	}
+	if score := heardPrompt(t, c.Heard(5*time.Second), "goodbye"); score < 0.7 {
+		t.Errorf("caller did not hear the on_failure prompt (correlation %.2f)", score)
+	}
+	if rec := lastRecord(t, w.h, 1); rec.HangupCause != "prompt_played" {
+		t.Errorf("record: %+v", rec)
+	}
+}
+
+func TestAnnouncementToCallee(t *testing.T) {
+	w := newWorld(t)
+	bob := w.user("bob", "pb", testphone.Behavior{})
+	start := time.Now()
+	c, err := w.call("+34910000015", "+34911222333", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := prompt.Builtin("press-one")
+	if took, plays := time.Since(start), time.Duration(len(p))*time.Second/8000; took < plays {
+		t.Errorf("caller connected after %s, before the %s announcement ended", took, plays)
+	}
+	bc := incoming(t, bob)
+	if score := heardPrompt(t, bc.Heard(5*time.Second), "press-one"); score < 0.7 {
+		t.Errorf("callee did not hear the announcement (correlation %.2f)", score)
+	}
+	if score := heardPrompt(t, c.Heard(5*time.Second), "press-one"); score > 0.5 {
+		t.Errorf("the caller heard the announcement too (correlation %.2f)", score)
 	}
 	hangup(t, c)
 }

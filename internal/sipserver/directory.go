@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/switchboard/switchboard/internal/prompt"
 	"github.com/switchboard/switchboard/internal/routing"
 )
 
@@ -12,6 +13,7 @@ import (
 // rebuilt on every configuration change and swapped atomically.
 type directory struct {
 	snaps   map[string]*routing.Snapshot // account -> snapshot
+	prompts map[string]*prompt.Library   // account -> its prompts
 	numbers map[string]string            // E.164 -> account
 	domains map[string]string            // SIP domain (lower case) -> account
 	trunks  []trunkSource
@@ -23,9 +25,10 @@ type trunkSource struct {
 	trunk   string
 }
 
-func buildDirectory(snaps map[string]*routing.Snapshot) *directory {
+func buildDirectory(snaps map[string]*routing.Snapshot, prompts map[string]*prompt.Library) *directory {
 	d := &directory{
 		snaps:   snaps,
+		prompts: prompts,
 		numbers: map[string]string{},
 		domains: map[string]string{},
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/switchboard/switchboard/internal/call"
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/prompt"
 	"github.com/switchboard/switchboard/internal/registrar"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
@@ -54,6 +55,8 @@ type Config struct {
 	RingTimeout time.Duration
 	Secret      []byte // nonce signing secret shared by the nodes
 	Hooks       call.Hooks
+	// TTS renders say: prompts (default espeak-ng).
+	TTS prompt.TTS
 	// OnRegister is called after each successful registration.
 	OnRegister func(account, user string)
 	// Guard overrides the rate-limit and lockout settings (tests).
@@ -74,6 +77,7 @@ type Server struct {
 
 	mu       sync.Mutex // serialises directory rebuilds
 	snaps    map[string]*routing.Snapshot
+	prompts  map[string]*prompt.Library
 	versions map[string]int64
 	udpAddr  net.Addr
 	tcpAddr  net.Addr
@@ -91,8 +95,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RTPMin == 0 {
 		cfg.RTPMin, cfg.RTPMax = 10000, 20000
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, snaps: map[string]*routing.Snapshot{}, versions: map[string]int64{}}
-	s.dir.Store(buildDirectory(s.snaps))
+	if cfg.TTS == nil {
+		cfg.TTS = prompt.ESpeak{}
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, snaps: map[string]*routing.Snapshot{}, prompts: map[string]*prompt.Library{}, versions: map[string]int64{}}
+	s.dir.Store(buildDirectory(s.snaps, s.prompts))
 	return s, nil
 }
 
@@ -327,7 +334,7 @@ func (s *Server) fromTrunk(req *sip.Request, tx sip.ServerTransaction, dir *dire
 		Reputation: reputation(req, trunk.ReputationHeader),
 	}
 	trace := []string{fmt.Sprintf("INVITE from trunk %s (%s) for %s", accts[acct], registrar.SourceAddr(req), called)}
-	s.engine.Handle(context.Background(), call.Inbound{Req: req, Tx: tx, Snap: snap, Route: rreq, Trace: trace})
+	s.engine.Handle(context.Background(), call.Inbound{Req: req, Tx: tx, Snap: snap, Prompts: dir.prompts[acct], Route: rreq, Trace: trace})
 }
 
 // callerNumber is C: the From user, or anonymous when withheld.
@@ -385,7 +392,7 @@ func (s *Server) fromUser(req *sip.Request, tx sip.ServerTransaction, dir *direc
 	dialled := req.Recipient.User
 	user := doc.Users[id.User]
 	trace := []string{fmt.Sprintf("INVITE from user %s (%s) dialling %q", id.User, registrar.SourceAddr(req), dialled)}
-	in := call.Inbound{Req: req, Tx: tx, Snap: snap, CallerID: user.Extension, CallerName: id.User}
+	in := call.Inbound{Req: req, Tx: tx, Snap: snap, Prompts: dir.prompts[id.Account], CallerID: user.Extension, CallerName: id.User}
 	if in.CallerID == "" {
 		in.CallerID = id.User
 	}
@@ -512,8 +519,9 @@ func (s *Server) reload(ctx context.Context, account string, version int64) {
 	doc, v, err := s.cfg.Store.LoadConfig(ctx, account)
 	if errors.Is(err, store.ErrNotFound) {
 		delete(s.snaps, account)
+		delete(s.prompts, account)
 		delete(s.versions, account)
-		s.dir.Store(buildDirectory(maps.Clone(s.snaps)))
+		s.dir.Store(buildDirectory(maps.Clone(s.snaps), maps.Clone(s.prompts)))
 		return
 	}
 	if err != nil {
@@ -525,9 +533,14 @@ func (s *Server) reload(ctx context.Context, account string, version int64) {
 		s.log.Error("compile config: keeping the previous one", "account", account, "version", v, "err", err)
 		return
 	}
+	lib, err := prompt.Load(ctx, doc, "", s.cfg.TTS)
+	if err != nil {
+		s.log.Error("prompts: calls will go on without these", "account", account, "err", err)
+	}
 	s.snaps[account] = snap
+	s.prompts[account] = lib
 	s.versions[account] = v
-	s.dir.Store(buildDirectory(maps.Clone(s.snaps)))
+	s.dir.Store(buildDirectory(maps.Clone(s.snaps), maps.Clone(s.prompts)))
 	s.log.Info("configuration loaded", "account", account, "version", v, "numbers", snap.Len())
 }
 
