@@ -57,8 +57,9 @@ type call struct {
 	ringing  bool   // 180 sent to the caller
 	// answer is our SDP answer to the caller, made once: the 183 of early
 	// media and the 200 carry the same one.
-	answer []byte
-	early  *ringback // the ringing sound we play as early media, if any
+	answer   []byte
+	answered bool      // the caller has our 200
+	early    *ringback // the ringing sound we play to the caller, if any
 }
 
 // ringback is the ringing sound played to the caller before an answer.
@@ -143,7 +144,7 @@ func (c *call) run(ctx context.Context) {
 		return
 	}
 	defer c.sess.Close()
-	defer c.e.track(dialogKey(callID(c.in.Req), localTag(dlg)), dlg, nil)()
+	defer c.e.track(dialogKey(callID(c.in.Req), localTag(dlg)), dlg, nil, nil)()
 
 	res := c.connect(ctx, dctx, target, 0)
 	switch {
@@ -236,37 +237,81 @@ func localTag(d *sipgo.DialogServerSession) string {
 	return tag
 }
 
-// bridge answers the caller, relays media between the caller and the
-// answered leg and waits for either side (or the media timeout) to end it.
+// bridge answers the caller and connects them to one leg after another:
+// when the callee transfers (0 + a two-digit code, or a REFER) the caller
+// is routed onwards and hears ringing meanwhile.
 func (c *call) bridge(ctx, dctx context.Context, res result) {
+	for res.leg != nil {
+		next := c.talk(ctx, dctx, res)
+		if next == "" {
+			return
+		}
+		c.startRingback(c.ringbackTone())
+		res = c.connect(ctx, dctx, next, 0)
+		c.stopRingback()
+		if res.leg == nil {
+			if dctx.Err() != nil {
+				c.rec.HangupCause = "caller_bye"
+				return
+			}
+			c.tracef("transfer to %s failed: %s", next, res.class)
+			c.rec.HangupCause = "transfer_failed"
+			c.byeCaller()
+			return
+		}
+	}
+}
+
+// digitWindow is how long each digit of a keypad sequence (0 + code, # 7)
+// may take after the previous one.
+const digitWindow = 2 * time.Second
+
+// talk relays media between the caller and an answered leg until one side
+// hangs up, the media stops, or the callee transfers the caller: then it
+// returns the transfer target.
+func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 	l := res.leg
 	defer l.close()
 	c.tracef("answered by %s (%s)", l.member, l.uri)
 	if res.ext != nil && res.ext.Announcement != "" && !c.announce(dctx, l, res.ext.Announcement) {
-		return
+		return ""
 	}
-	c.rec.Answer = time.Now()
+	if c.rec.Answer.IsZero() {
+		c.rec.Answer = time.Now()
+	}
 	c.rec.AnsweredBy = l.member
-
 	c.stopRingback()
-	c.e.dialogs.Store(dialogKey(callID(c.in.Req), localTag(c.dlg))+"\x00sdp", c.answer)
-	if err := c.dlg.RespondSDP(c.answer); err != nil {
-		if dctx.Err() != nil { // the caller cancelled as the callee answered
-			c.rec.HangupCause = "caller_cancel"
-			l.bye()
-			return
+	if !c.answered {
+		c.e.dialogs.Store(dialogKey(callID(c.in.Req), localTag(c.dlg))+"\x00sdp", c.answer)
+		if err := c.dlg.RespondSDP(c.answer); err != nil {
+			if dctx.Err() != nil { // the caller cancelled as the callee answered
+				c.rec.HangupCause = "caller_cancel"
+				l.bye()
+				return ""
+			}
+			// No ACK for our 200: RFC 3261 §13.3.1.4 says end the session with a BYE.
+			c.log.Info("caller never acknowledged the answer", "err", err)
+			c.hangupBoth(l, "ack_timeout")
+			return ""
 		}
-		// No ACK for our 200: RFC 3261 §13.3.1.4 says end the session with a BYE.
-		c.log.Info("caller never acknowledged the answer", "err", err)
-		c.hangupBoth(l, "ack_timeout")
-		return
+		c.answered = true
 	}
 
 	br, err := media.NewBridge(c.neg.Leg(c.sess), l.neg.Leg(l.sess), c.log)
 	if err != nil {
 		c.log.Error("bridge", "err", err)
 		c.hangupBoth(l, "media_error")
-		return
+		return ""
+	}
+	transfer := res.ext != nil && res.ext.Transfer
+	digits := make(chan rune, 16)
+	if transfer {
+		br.SetDTMFHandler(media.SideB, func(d rune) {
+			select {
+			case digits <- d:
+			default: // a DTMF flood: drop, never block the relay
+			}
+		})
 	}
 	bctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -275,19 +320,57 @@ func (c *call) bridge(ctx, dctx context.Context, res result) {
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	var seq []rune // a keypad sequence in progress: "0" + code
+	var seqAt time.Time
 	for {
 		select {
 		case <-dctx.Done():
 			c.rec.HangupCause = "caller_bye"
 			l.bye()
-			return
+			return ""
 		case <-l.dlg.Context().Done():
 			c.rec.HangupCause = "callee_bye"
 			c.byeCaller()
-			return
+			return ""
 		case <-c.e.hangup:
 			c.hangupBoth(l, "shutdown")
-			return
+			return ""
+		case target := <-l.refer:
+			if !transfer {
+				c.tracef("REFER to %s from %s refused: transfer is off", target, l.member)
+				continue
+			}
+			resolved, ok := c.dialled(target)
+			if !ok {
+				c.tracef("REFER to %q from %s: not an extension code, name or number", target, l.member)
+				continue
+			}
+			c.tracef("%s transfers the caller to %s (REFER to %s)", l.member, resolved, target)
+			l.bye()
+			return resolved
+		case d := <-digits:
+			now := time.Now()
+			if len(seq) > 0 && now.Sub(seqAt) > digitWindow {
+				seq = seq[:0]
+			}
+			seqAt = now
+			if len(seq) == 0 && d != '0' {
+				continue
+			}
+			seq = append(seq, d)
+			if len(seq) < 3 {
+				continue
+			}
+			code := string(seq[1:])
+			seq = seq[:0]
+			target, ok := c.in.Snap.LookupCode(code)
+			if !ok {
+				c.tracef("%s dialled 0 %s: no extension has that code", l.member, code)
+				continue
+			}
+			c.tracef("%s transfers the caller to %s (dialled 0 %s)", l.member, target, code)
+			l.bye()
+			return target
 		case now := <-tick.C:
 			last := c.sess.LastActivity()
 			if t := l.sess.LastActivity(); t.After(last) {
@@ -299,10 +382,25 @@ func (c *call) bridge(ctx, dctx context.Context, res result) {
 			if now.Sub(last) > c.e.cfg.RTPTimeout {
 				c.tracef("no RTP for %s: hanging up", c.e.cfg.RTPTimeout)
 				c.hangupBoth(l, "rtp_timeout")
-				return
+				return ""
 			}
 		}
 	}
+}
+
+// dialled resolves what a callee asked to transfer to: an extension code
+// or user extension number, a name of the account, or an E.164 number.
+func (c *call) dialled(s string) (string, bool) {
+	if t, ok := c.in.Snap.LookupCode(s); ok {
+		return t, true
+	}
+	if c.in.Snap.Doc().HasName(s) {
+		return s, true
+	}
+	if n, ok := routing.NormalizeNumber(s); ok {
+		return n, true
+	}
+	return "", false
 }
 
 // announce plays the extension's announcement to the callee while the
@@ -400,9 +498,11 @@ func (c *call) startRingback(src media.Source) {
 	if c.early != nil {
 		return
 	}
-	if err := c.dlg.Respond(183, "Session Progress", c.answer, sip.NewHeader("Content-Type", "application/sdp")); err != nil {
-		c.log.Debug("183", "err", err)
-		return
+	if !c.answered {
+		if err := c.dlg.Respond(183, "Session Progress", c.answer, sip.NewHeader("Content-Type", "application/sdp")); err != nil {
+			c.log.Debug("183", "err", err)
+			return
+		}
 	}
 	ctx, cancel := context.WithCancel(c.dlg.Context())
 	rb := &ringback{stop: cancel, done: make(chan struct{})}
@@ -423,6 +523,7 @@ func (c *call) stopRingback() {
 	}
 	c.early.stop()
 	<-c.early.done
+	c.early = nil
 }
 
 // startRinging starts the ringing sound an extension asks for at once:

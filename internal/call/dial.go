@@ -64,6 +64,7 @@ type leg struct {
 	dlg     *sipgo.DialogClientSession
 	sess    *media.Session
 	neg     media.Negotiation
+	refer   chan string // REFER targets from the callee (blind transfer)
 	untrack func()
 }
 
@@ -351,8 +352,8 @@ func (c *call) dial(ctx context.Context, d dest, mode string, ringing chan<- str
 	if err := dlg.Ack(context.Background()); err != nil {
 		log.Info("ACK", "err", err)
 	}
-	l := &leg{member: d.member, uri: d.uri.String(), dlg: dlg, sess: sess}
-	l.untrack = c.e.track(dialogKey(callID(dlg.InviteRequest), fromTag(dlg.InviteRequest)), dlg, offer)
+	l := &leg{member: d.member, uri: d.uri.String(), dlg: dlg, sess: sess, refer: make(chan string, 1)}
+	l.untrack = c.e.track(dialogKey(callID(dlg.InviteRequest), fromTag(dlg.InviteRequest)), dlg, offer, l.refer)
 	remote, err := media.ParseSDP(dlg.InviteResponse.Body())
 	if err == nil {
 		l.neg, err = media.Negotiate(remote)

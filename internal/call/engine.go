@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,13 +179,51 @@ func (e *Engine) HandleReinvite(req *sip.Request, tx sip.ServerTransaction) erro
 	return tx.Respond(res)
 }
 
-func (e *Engine) track(key string, d dialog, localSDP []byte) func() {
+// track registers a dialog for in-dialog requests: its BYEs, the SDP to
+// answer re-INVITEs with, and where its REFERs go (nil: refused).
+func (e *Engine) track(key string, d dialog, localSDP []byte, refer chan<- string) func() {
 	e.dialogs.Store(key, d)
 	if localSDP != nil {
 		e.dialogs.Store(key+"\x00sdp", localSDP)
 	}
+	if refer != nil {
+		e.dialogs.Store(key+"\x00refer", refer)
+	}
 	return func() {
 		e.dialogs.Delete(key)
 		e.dialogs.Delete(key + "\x00sdp")
+		e.dialogs.Delete(key + "\x00refer")
+	}
+}
+
+// HandleRefer takes a blind transfer (RFC 3515) from a callee: the target
+// is the Refer-To URI's user part (an extension code, name or number). It
+// answers 202 and hands the target to the call, or ErrNoDialog.
+func (e *Engine) HandleRefer(req *sip.Request, tx sip.ServerTransaction) error {
+	key, ok := requestKey(req)
+	if !ok {
+		return ErrNoDialog
+	}
+	v, ok := e.dialogs.Load(key + "\x00refer")
+	if !ok {
+		return ErrNoDialog
+	}
+	h := req.GetHeader("Refer-To")
+	if h == nil {
+		return tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
+	}
+	var to sip.Uri
+	v2 := strings.Trim(strings.TrimSpace(h.Value()), "<>")
+	if i := strings.IndexByte(v2, '>'); i >= 0 {
+		v2 = v2[:i]
+	}
+	if err := sip.ParseUri(v2, &to); err != nil || to.User == "" {
+		return tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
+	}
+	select {
+	case v.(chan<- string) <- to.User:
+		return tx.Respond(sip.NewResponseFromRequest(req, 202, "Accepted", nil))
+	default:
+		return tx.Respond(sip.NewResponseFromRequest(req, 491, "Request Pending", nil))
 	}
 }

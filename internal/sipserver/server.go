@@ -228,6 +228,11 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 	srv.OnInvite(guard(recovered(s.log, s.onInvite)))
 	srv.OnAck(s.onAck)
 	srv.OnBye(guard(recovered(s.log, s.onBye)))
+	srv.OnRefer(guard(recovered(s.log, func(req *sip.Request, tx sip.ServerTransaction) {
+		if err := s.engine.HandleRefer(req, tx); errors.Is(err, call.ErrNoDialog) {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+		}
+	})))
 	srv.OnCancel(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 	})
@@ -238,7 +243,7 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 			code, reason = 503, "Service Unavailable"
 		}
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER"))
+		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER"))
 		_ = tx.Respond(res)
 	}))
 	srv.OnNoRoute(guard(func(req *sip.Request, tx sip.ServerTransaction) {
