@@ -76,7 +76,7 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	go func() {
 		done <- serve(sctx, serveOptions{
 			db: dbURL, sip: "127.0.0.1:0", http: *httpAddr, config: cfgFile,
-			rtpPorts: "17000-17999", drain: 2e9, rtpTimeout: 60e9,
+			rtpPorts: "17000-17999", drain: 2e9, rtpTimeout: 60e9, recordings: filepath.Join(dir, "recordings"),
 		}, log, func(s *sipserver.Server, h net.Addr) { up <- started{s, h} })
 	}()
 	var s started

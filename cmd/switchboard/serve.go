@@ -31,6 +31,7 @@ type serveOptions struct {
 	rtpPorts              string
 	drain, rtpTimeout     time.Duration
 	secret                string
+	recordings            string
 }
 
 func cmdServe(ctx context.Context, args []string, out io.Writer) error {
@@ -44,6 +45,7 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.rtpPorts, "rtp-ports", "10000-20000", "RTP port range")
 	fs.DurationVar(&o.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long calls in progress may continue")
 	fs.DurationVar(&o.rtpTimeout, "rtp-timeout", 60*time.Second, "end a call whose RTP stopped for this long")
+	fs.StringVar(&o.recordings, "recordings", filepath.Join("switchboard-data", "recordings"), "directory for call recordings (shared by every node)")
 	fs.StringVar(&o.secret, "secret", os.Getenv("SWITCHBOARD_SECRET"), "digest nonce secret shared by every node ($SWITCHBOARD_SECRET)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if _, err := parseFlags(fs, args); err != nil {
@@ -102,6 +104,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 		RTPMax:     hi,
 		RTPTimeout: o.rtpTimeout,
 		Secret:     []byte(o.secret),
+		Recordings: o.recordings,
 		OnRegister: func(string, string) { registrations.Inc() },
 		Hooks: call.Hooks{
 			Started: func() { started_.Inc(); cps.Mark() },

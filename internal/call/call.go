@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -60,6 +62,14 @@ type call struct {
 	answer   []byte
 	answered bool      // the caller has our 200
 	early    *ringback // the ringing sound we play to the caller, if any
+	recorder *recording
+}
+
+// recording is the call's recording: one stereo file for the whole call,
+// fed by the taps of whichever bridge is up.
+type recording struct {
+	file *os.File
+	r    *media.Recorder
 }
 
 // ringback is the ringing sound played to the caller before an answer.
@@ -304,8 +314,12 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 		return ""
 	}
 	transfer := res.ext != nil && res.ext.Transfer
+	recording := ""
+	if res.ext != nil {
+		recording = res.ext.Recording
+	}
 	digits := make(chan rune, 16)
-	if transfer {
+	if transfer || recording == "manual" {
 		br.SetDTMFHandler(media.SideB, func(d rune) {
 			select {
 			case digits <- d:
@@ -317,6 +331,9 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 	defer stop()
 	br.Start(bctx)
 	defer br.Close()
+	if c.recorder != nil || recording == "always" {
+		c.startRecording(bctx, br, res.ext)
+	}
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
@@ -354,11 +371,24 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 				seq = seq[:0]
 			}
 			seqAt = now
-			if len(seq) == 0 && d != '0' {
+			if len(seq) == 0 && d != '0' && d != '#' {
 				continue
 			}
 			seq = append(seq, d)
-			if len(seq) < 3 {
+			if seq[0] == '#' {
+				if len(seq) == 2 {
+					if seq[1] == '7' && recording == "manual" {
+						c.tracef("%s dialled # 7: recording", l.member)
+						c.startRecording(bctx, br, res.ext)
+					}
+					seq = seq[:0]
+				}
+				continue
+			}
+			if !transfer || len(seq) < 3 {
+				if !transfer {
+					seq = seq[:0]
+				}
 				continue
 			}
 			code := string(seq[1:])
@@ -401,6 +431,49 @@ func (c *call) dialled(s string) (string, bool) {
 		return n, true
 	}
 	return "", false
+}
+
+// startRecording starts (or, after a transfer, resumes) the call's stereo
+// recording: caller on the left, callee on the right. The extension's
+// recording_notice is played to both sides when it starts.
+func (c *call) startRecording(ctx context.Context, br *media.Bridge, ext *config.Extension) {
+	if c.recorder == nil {
+		dir := filepath.Join(c.e.cfg.Recordings, c.rec.Account)
+		path := filepath.Join(dir, c.rec.ID+".wav")
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			c.tracef("recording: %v", err)
+			return
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			c.tracef("recording: %v", err)
+			return
+		}
+		c.recorder = &recording{file: f, r: media.NewRecorder(f)}
+		c.rec.Recording = path
+		c.tracef("recording to %s", path)
+		if ext != nil && ext.RecordingNotice != "" {
+			for _, side := range []media.Side{media.SideA, media.SideB} {
+				if src, err := c.prompt(ext.RecordingNotice, false); err == nil {
+					go func() { _ = br.Play(ctx, side, src) }()
+				}
+			}
+		}
+	}
+	br.SetTap(media.SideA, c.recorder.r.Left)
+	br.SetTap(media.SideB, c.recorder.r.Right)
+}
+
+func (c *call) closeRecording() {
+	if c.recorder == nil {
+		return
+	}
+	if _, err := c.recorder.r.Close(); err != nil {
+		c.log.Error("recording", "err", err)
+	}
+	if err := c.recorder.file.Close(); err != nil {
+		c.log.Error("recording", "err", err)
+	}
 }
 
 // announce plays the extension's announcement to the callee while the
@@ -593,6 +666,7 @@ func (c *call) ringbackTone() media.Source {
 
 // finish writes the call record, whatever happened.
 func (c *call) finish() {
+	c.closeRecording()
 	c.rec.End = time.Now()
 	if !c.rec.Answer.IsZero() {
 		c.rec.Duration = c.rec.End.Sub(c.rec.Answer)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -62,6 +63,9 @@ type Config struct {
 	RTPTimeout time.Duration // end a call whose RTP stopped for this long (default 60 s)
 	// RingTimeout bounds continued ringback for on_failure: tones (default 2 min).
 	RingTimeout time.Duration
+	// Recordings is the directory call recordings are written under, one
+	// folder per account (default ./switchboard-data/recordings).
+	Recordings string
 }
 
 // Engine runs every call of one node.
@@ -85,6 +89,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.RingTimeout <= 0 {
 		cfg.RingTimeout = 2 * time.Minute
+	}
+	if cfg.Recordings == "" {
+		cfg.Recordings = filepath.Join("switchboard-data", "recordings")
 	}
 	return &Engine{cfg: cfg, hangup: make(chan struct{})}
 }

@@ -74,6 +74,7 @@ func startServer(t *testing.T, doc string, opts ...harnessOptions) *harness {
 		RTPMax:      20000 + (port%200)*100 + 99,
 		RTPTimeout:  o.rtpTimeout,
 		RingTimeout: o.ringTimeout,
+		Recordings:  t.TempDir(),
 		Secret:      []byte("test-secret-0123456789"),
 		Guard:       registrar.GuardConfig{Rate: -1},
 	})

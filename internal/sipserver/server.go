@@ -55,6 +55,8 @@ type Config struct {
 	RingTimeout time.Duration
 	Secret      []byte // nonce signing secret shared by the nodes
 	Hooks       call.Hooks
+	// Recordings is where call recordings are written (see call.Config).
+	Recordings string
 	// TTS renders say: prompts (default espeak-ng).
 	TTS prompt.TTS
 	// OnRegister is called after each successful registration.
@@ -223,6 +225,7 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 		Log:         s.log,
 		RTPTimeout:  s.cfg.RTPTimeout,
 		RingTimeout: s.cfg.RingTimeout,
+		Recordings:  s.cfg.Recordings,
 	})
 	guard := s.guard.Middleware
 	srv.OnInvite(guard(recovered(s.log, s.onInvite)))
