@@ -246,6 +246,8 @@ func (c *call) viaTrunk(member, number string) []dest {
 type attempt struct {
 	leg   *leg
 	class failClass
+	why   string // for the trace: what went wrong with this leg
+	who   string
 }
 
 // ring sends INVITEs to every dest at once; the first to answer wins and the
@@ -281,6 +283,9 @@ wait:
 				continue
 			}
 			last = max(last, a.class) // busy anywhere in a wave counts as busy
+			if a.why != "" {
+				c.tracef("%s: %s", a.who, a.why)
+			}
 		}
 	}
 	cancel()
@@ -313,19 +318,19 @@ func (c *call) dial(ctx context.Context, d dest, mode string, ringing chan<- str
 	sess, err := c.e.cfg.Media.NewSession(media.SessionConfig{Logger: log})
 	if err != nil {
 		log.Error("no RTP port for outbound leg", "err", err)
-		return attempt{class: failUnavailable}
+		return attempt{class: failUnavailable, who: d.member, why: "no RTP port: " + err.Error()}
 	}
 	offer, err := media.LocalSDP{IP: c.e.cfg.MediaIP, Port: sess.Port(), SessionID: uint64(time.Now().UnixNano())}.Offer()
 	if err != nil {
 		sess.Close()
-		return attempt{class: failUnavailable}
+		return attempt{class: failUnavailable, who: d.member, why: err.Error()}
 	}
 	req := c.newInvite(d, mode, offer)
 	dlg, err := c.e.cfg.UA.WriteInvite(ctx, req)
 	if err != nil {
 		log.Info("INVITE not sent", "err", err)
 		sess.Close()
-		return attempt{class: failUnavailable}
+		return attempt{class: failUnavailable, who: d.member, why: "INVITE not sent: " + err.Error()}
 	}
 	opts := sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
 		if r.StatusCode == 180 || r.StatusCode == 183 {
@@ -347,7 +352,11 @@ func (c *call) dial(ctx context.Context, d dest, mode string, ringing chan<- str
 			(&leg{dlg: dlg}).bye()
 		}
 		sess.Close()
-		return attempt{class: classify(ctx, err)}
+		a := attempt{class: classify(ctx, err), who: d.member}
+		if a.class == failUnavailable {
+			a.why = err.Error()
+		}
+		return a
 	}
 	if err := dlg.Ack(context.Background()); err != nil {
 		log.Info("ACK", "err", err)
@@ -362,7 +371,7 @@ func (c *call) dial(ctx context.Context, d dest, mode string, ringing chan<- str
 		log.Info("callee SDP answer unusable", "err", err)
 		l.bye()
 		l.close()
-		return attempt{class: failUnavailable}
+		return attempt{class: failUnavailable, who: d.member, why: "unusable SDP answer: " + err.Error()}
 	}
 	sess.SetRemote(l.neg.Remote)
 	return attempt{leg: l}
