@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/ivr"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
@@ -134,6 +135,7 @@ func (c *call) run(ctx context.Context) {
 	}
 	c.dlg = dlg
 	defer dlg.Close()
+	defer c.e.track(dialogKey(callID(c.in.Req), localTag(dlg)), dlg, nil, nil)()
 	_ = dlg.Respond(100, "Trying", nil)
 	// Dialog context: cancelled by the caller's CANCEL or BYE.
 	dctx := dlg.Context()
@@ -150,11 +152,12 @@ func (c *call) run(ctx context.Context) {
 		c.rec.Outcome = string(routing.OutcomeRouted)
 	}
 
-	if err := c.openMedia(); err != nil {
-		return
+	if c.sess == nil {
+		if err := c.openMedia(); err != nil {
+			return
+		}
 	}
 	defer c.sess.Close()
-	defer c.e.track(dialogKey(callID(c.in.Req), localTag(dlg)), dlg, nil, nil)()
 
 	res := c.connect(ctx, dctx, target, 0)
 	switch {
@@ -175,10 +178,15 @@ func (c *call) route() (string, bool) {
 	req := *c.in.Route
 	c.in.Snap.Route(&req, &d)
 	if d.CaptchaPending {
-		// The voice captcha needs prompts and DTMF (the in-call features);
-		// until they run on calls the caller is treated as passing it.
-		c.tracef("voice-captcha requested: captcha is not run on calls yet, treated as passed")
-		req.Captcha = routing.CaptchaPassed
+		c.rec.Trace = append(c.rec.Trace, d.Trace()...)
+		passed, ok := c.captcha()
+		if !ok {
+			return "", false
+		}
+		req.Captcha = routing.CaptchaFailed
+		if passed {
+			req.Captcha = routing.CaptchaPassed
+		}
 		d = routing.Decision{}
 		c.in.Snap.Route(&req, &d)
 	}
@@ -199,8 +207,41 @@ func (c *call) route() (string, bool) {
 		status = 480
 	}
 	c.rec.HangupCause = "rejected"
+	if c.answered { // after a captcha: goodbye was played
+		c.byeCaller()
+		return "", false
+	}
 	_ = c.dlg.Respond(status, reasonPhrase(status), nil)
 	return "", false
+}
+
+// captcha answers the caller and runs the voice captcha of SPEC §3; ok is
+// false when the call ended during it.
+func (c *call) captcha() (passed, ok bool) {
+	if err := c.openMedia(); err != nil {
+		return false, false
+	}
+	if err := c.dlg.RespondSDP(c.answer); err != nil {
+		c.rec.HangupCause = "caller_cancel"
+		return false, false
+	}
+	c.answered = true
+	c.rec.Answer = time.Now()
+	ch := media.NewChannel(c.sess, c.neg.Codec, c.neg.PayloadType, c.neg.EventPT, c.log)
+	dctx := c.dlg.Context()
+	ch.Start(dctx)
+	defer ch.Stop()
+	passed, trace, err := ivr.Options{Rand: c.e.cfg.CaptchaRand}.Captcha(dctx, ch)
+	c.rec.Trace = append(c.rec.Trace, trace...)
+	if err != nil {
+		if dctx.Err() != nil {
+			c.rec.HangupCause = "caller_bye"
+			return false, false
+		}
+		c.tracef("captcha: %v", err)
+	}
+	c.tracef("captcha passed: %v", passed)
+	return passed, true
 }
 
 // openMedia negotiates the caller's offer and opens the inbound RTP session.
@@ -503,7 +544,7 @@ func (c *call) announce(dctx context.Context, l *leg, ref string) bool {
 		return false
 	case l.dlg.Context().Err() != nil:
 		c.rec.HangupCause = "callee_bye"
-		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
+		c.refuse(480, "Temporarily Unavailable")
 		return false
 	}
 	return true
@@ -534,26 +575,40 @@ func (c *call) fail(ctx, dctx context.Context, res result) {
 	if res.final != "" {
 		c.tracef("on_failure %s is not available on calls yet: ringing out instead", res.final)
 	}
+	tone, limit := c.ringbackTone(), c.e.cfg.RingTimeout
 	if res.class == failBusy {
-		_ = c.dlg.Respond(486, "Busy Here", nil)
-		return
+		if !c.answered {
+			_ = c.dlg.Respond(486, "Busy Here", nil)
+			return
+		}
+		// Answered already (a captcha ran): the caller hears busy instead.
+		tone, limit = media.Busy(), 5*time.Second
 	}
-	// tones: ringback goes on until the caller gives up or RingTimeout.
-	c.startRingback(c.ringbackTone())
+	// tones: ringback goes on until the caller gives up or the limit.
+	c.startRingback(tone)
 	defer c.stopRingback()
-	c.tracef("on_failure tones: ringing until the caller hangs up (at most %s)", c.e.cfg.RingTimeout)
-	t := time.NewTimer(c.e.cfg.RingTimeout)
+	c.tracef("on_failure tones: until the caller hangs up (at most %s)", limit)
+	t := time.NewTimer(limit)
 	defer t.Stop()
 	select {
 	case <-dctx.Done():
 		c.rec.HangupCause = "caller_cancel"
+		return
 	case <-t.C:
-		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
 	case <-ctx.Done():
-		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
 	case <-c.e.hangup:
-		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
 	}
+	c.refuse(480, "Temporarily Unavailable")
+}
+
+// refuse ends a call that got no answer: a final response, or a BYE when
+// the caller was answered already.
+func (c *call) refuse(code int, reason string) {
+	if c.answered {
+		c.byeCaller()
+		return
+	}
+	_ = c.dlg.Respond(code, reason, nil)
 }
 
 func (c *call) sendRinging() {
@@ -628,15 +683,18 @@ func (c *call) playAndHangUp(ctx, dctx context.Context, ref string) {
 	src, err := c.prompt(ref, false)
 	if err != nil {
 		c.tracef("%s: %v", ref, err)
-		_ = c.dlg.Respond(480, "Temporarily Unavailable", nil)
+		c.refuse(480, "Temporarily Unavailable")
 		return
 	}
 	c.stopRingback()
-	if err := c.dlg.RespondSDP(c.answer); err != nil {
-		c.rec.HangupCause = "caller_cancel"
-		return
+	if !c.answered {
+		if err := c.dlg.RespondSDP(c.answer); err != nil {
+			c.rec.HangupCause = "caller_cancel"
+			return
+		}
+		c.answered = true
+		c.rec.Answer = time.Now()
 	}
-	c.rec.Answer = time.Now()
 	c.tracef("playing %s, then hanging up", ref)
 	pctx, cancel := context.WithCancel(dctx)
 	defer cancel()

@@ -7,6 +7,7 @@ package call
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
@@ -63,6 +64,8 @@ type Config struct {
 	RTPTimeout time.Duration // end a call whose RTP stopped for this long (default 60 s)
 	// RingTimeout bounds continued ringback for on_failure: tones (default 2 min).
 	RingTimeout time.Duration
+	// CaptchaRand is the voice captcha's random source (nil: crypto/rand).
+	CaptchaRand io.Reader
 	// Recordings is the directory call recordings are written under, one
 	// folder per account (default ./switchboard-data/recordings).
 	Recordings string

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net"
@@ -55,6 +56,8 @@ type Config struct {
 	RingTimeout time.Duration
 	Secret      []byte // nonce signing secret shared by the nodes
 	Hooks       call.Hooks
+	// CaptchaRand is the voice captcha's random source (nil: crypto/rand).
+	CaptchaRand io.Reader
 	// Recordings is where call recordings are written (see call.Config).
 	Recordings string
 	// TTS renders say: prompts (default espeak-ng).
@@ -226,6 +229,7 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 		RTPTimeout:  s.cfg.RTPTimeout,
 		RingTimeout: s.cfg.RingTimeout,
 		Recordings:  s.cfg.Recordings,
+		CaptchaRand: s.cfg.CaptchaRand,
 	})
 	guard := s.guard.Middleware
 	srv.OnInvite(guard(recovered(s.log, s.onInvite)))
