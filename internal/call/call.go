@@ -61,8 +61,9 @@ type call struct {
 	// answer is our SDP answer to the caller, made once: the 183 of early
 	// media and the 200 carry the same one.
 	answer   []byte
-	answered bool      // the caller has our 200
-	early    *ringback // the ringing sound we play to the caller, if any
+	answered bool              // the caller has our 200
+	vars     map[string]string // call variables: IVR input, the API
+	early    *ringback         // the ringing sound we play to the caller, if any
 	recorder *recording
 }
 
@@ -215,18 +216,31 @@ func (c *call) route() (string, bool) {
 	return "", false
 }
 
+// answerCaller sends our 200 to the caller once (for IVRs, captcha,
+// prompts); false when the caller left or never acknowledged it.
+func (c *call) answerCaller() bool {
+	if c.answered {
+		return true
+	}
+	c.stopRingback()
+	if err := c.dlg.RespondSDP(c.answer); err != nil {
+		c.rec.HangupCause = "caller_cancel"
+		return false
+	}
+	c.answered = true
+	c.rec.Answer = time.Now()
+	return true
+}
+
 // captcha answers the caller and runs the voice captcha of SPEC §3; ok is
 // false when the call ended during it.
 func (c *call) captcha() (passed, ok bool) {
 	if err := c.openMedia(); err != nil {
 		return false, false
 	}
-	if err := c.dlg.RespondSDP(c.answer); err != nil {
-		c.rec.HangupCause = "caller_cancel"
+	if !c.answerCaller() {
 		return false, false
 	}
-	c.answered = true
-	c.rec.Answer = time.Now()
 	ch := media.NewChannel(c.sess, c.neg.Codec, c.neg.PayloadType, c.neg.EventPT, c.log)
 	dctx := c.dlg.Context()
 	ch.Start(dctx)
@@ -459,6 +473,61 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 	}
 }
 
+// runIVR answers the caller and runs an IVR menu or data entry; the call
+// goes on to the target the caller chose (SPEC §2 ivrs).
+func (c *call) runIVR(ctx, dctx context.Context, name string, cfg config.IVR, depth int) result {
+	if !c.answerCaller() {
+		return result{class: failNoAnswer}
+	}
+	ch := media.NewChannel(c.sess, c.neg.Codec, c.neg.PayloadType, c.neg.EventPT, c.log)
+	ch.Start(dctx)
+	c.tracef("ivr %s", name)
+	res, err := ivr.Menu(dctx, ch, promptsOrNone{c.in.Prompts}, cfg)
+	ch.Stop()
+	c.rec.Trace = append(c.rec.Trace, res.Trace...)
+	if res.Variable != "" {
+		if c.vars == nil {
+			c.vars = map[string]string{}
+		}
+		c.vars[res.Variable] = res.Value
+		c.tracef("ivr %s: ${%s} = %q", name, res.Variable, res.Value)
+	}
+	if err != nil || res.Target == "" {
+		if dctx.Err() == nil {
+			c.tracef("ivr %s: %v", name, err)
+		}
+		return result{class: failUnavailable}
+	}
+	c.tracef("ivr %s: continuing to %s", name, res.Target)
+	return c.connect(ctx, dctx, res.Target, depth+1)
+}
+
+// promptsOrNone lets an account without prompts still run menus (they
+// fall back to the built-in prompts).
+type promptsOrNone struct{ p Prompts }
+
+func (p promptsOrNone) Source(name string, loop bool) (media.Source, error) {
+	if p.p == nil {
+		return nil, fmt.Errorf("unknown prompt %q", name)
+	}
+	return p.p.Source(name, loop)
+}
+
+// variable resolves a ${var} destination: an extension code or user
+// extension number, a name of the account, or an E.164 number.
+func (c *call) variable(name string) (string, bool) {
+	v, ok := c.vars[name]
+	if !ok {
+		c.tracef("${%s} is not set", name)
+		return "", false
+	}
+	t, ok := c.dialled(v)
+	if !ok {
+		c.tracef("${%s} = %q is not an extension, code or E.164 number", name, v)
+	}
+	return t, ok
+}
+
 // dialled resolves what a callee asked to transfer to: an extension code
 // or user extension number, a name of the account, or an E.164 number.
 func (c *call) dialled(s string) (string, bool) {
@@ -468,7 +537,7 @@ func (c *call) dialled(s string) (string, bool) {
 	if c.in.Snap.Doc().HasName(s) {
 		return s, true
 	}
-	if n, ok := routing.NormalizeNumber(s); ok {
+	if n, ok := routing.NormalizeNumber(s); ok && config.CheckE164(n) == nil {
 		return n, true
 	}
 	return "", false
@@ -640,7 +709,9 @@ func (c *call) startRingback(src media.Source) {
 		_ = player.Play(ctx, src)
 	}()
 	c.early = rb
-	c.tracef("early media: 183 with Switchboard's ringing sound")
+	if !c.answered {
+		c.tracef("early media: 183 with Switchboard's ringing sound")
+	}
 }
 
 // stopRingback stops the early media and waits for the player to finish,
@@ -686,14 +757,8 @@ func (c *call) playAndHangUp(ctx, dctx context.Context, ref string) {
 		c.refuse(480, "Temporarily Unavailable")
 		return
 	}
-	c.stopRingback()
-	if !c.answered {
-		if err := c.dlg.RespondSDP(c.answer); err != nil {
-			c.rec.HangupCause = "caller_cancel"
-			return
-		}
-		c.answered = true
-		c.rec.Answer = time.Now()
+	if !c.answerCaller() {
+		return
 	}
 	c.tracef("playing %s, then hanging up", ref)
 	pctx, cancel := context.WithCancel(dctx)

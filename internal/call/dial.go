@@ -87,6 +87,20 @@ const maxDepth = 4
 func (c *call) connect(ctx, dctx context.Context, target string, depth int) result {
 	snap := c.in.Snap
 	doc := snap.Doc()
+	if depth >= maxDepth*2 {
+		c.tracef("%s: too many steps (a loop of IVRs or on_failure?)", target)
+		return result{class: failUnavailable}
+	}
+	if menu, ok := doc.IVRs[target]; ok {
+		return c.runIVR(ctx, dctx, target, menu, depth)
+	}
+	if strings.HasPrefix(target, "${") {
+		resolved, ok := c.variable(strings.TrimSuffix(strings.TrimPrefix(target, "${"), "}"))
+		if !ok {
+			return result{class: failUnavailable}
+		}
+		return c.connect(ctx, dctx, resolved, depth+1)
+	}
 	ext, isExt := doc.Extensions[target]
 	timeout := config.DefaultTimeout
 	mode := ""
@@ -168,6 +182,12 @@ func (c *call) expand(ctx context.Context, member string, depth int) []dest {
 			return nil
 		}
 		return []dest{{member: member, uri: u}}
+	case config.TargetVariable:
+		resolved, ok := c.variable(t.Value)
+		if !ok || depth >= maxDepth {
+			return nil
+		}
+		return c.expand(ctx, resolved, depth+1) // answered_by names who it resolved to
 	case config.TargetName:
 		if _, ok := doc.Users[t.Value]; ok {
 			return c.devices(ctx, member, t.Value)

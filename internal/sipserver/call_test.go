@@ -57,7 +57,16 @@ extensions:
   ann:    { members: ["user:bob"], announcement: prompt:whisper }
   xfer:   { code: "24", members: ["user:bob"], transfer: true }
   rec:    { members: ["user:bob"], recording: always }
+  dyn:    { destination: "${dest}", on_failure: prompt:bye }
   recm:   { members: ["user:bob"], recording: manual, recording_notice: prompt:whisper }
+ivrs:
+  menu:
+    prompt: prompt:hold
+    options: { "9": seq }
+    collect: { variable: dest, min_digits: 3, max_digits: 12, terminator: "#", timeout: 2s }
+    next: dyn
+    retries: 1
+    on_failure: "user:bob"
 numbers:
   "+34910000001": { extension: seq, distinctive_ring: ring2, cnam_prefix: "MAIN ", rules: [ { prefix: "3460*", weight: 1, action: cnam-prefix, cnam_prefix: "MOBILE " } ] }
   "+34910000002": { extension: rota }
@@ -78,6 +87,7 @@ numbers:
   "+34910000016": { extension: xfer }
   "+34910000017": { extension: rec }
   "+34910000018": { extension: recm }
+  "+34910000020": { extension: menu }
   "+34910000019": { extension: seq, rules: [ { prefix: "*", weight: 1, action: voice-captcha, reputation: medium } ] }
 `
 
@@ -839,5 +849,58 @@ func TestVoiceCaptcha(t *testing.T) {
 	}
 	if rec := lastRecord(t, w.h, 2); rec.Outcome != "captcha_failed" {
 		t.Errorf("failed captcha record: %+v", rec)
+	}
+}
+
+// TestIVR: a menu option, keypad entry into a call variable that a
+// programmable destination (${dest}) resolves, and an entry that resolves to
+// nothing, which runs the extension's on_failure with the reason traced.
+func TestIVR(t *testing.T) {
+	w := newWorld(t)
+	w.user("alice", "pa", testphone.Behavior{Play: testphone.Tone(1000)})
+	w.user("bob", "pb", testphone.Behavior{Play: testphone.Tone(1500)})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i, tt := range []struct{ keys, want string }{
+		{"9", "user:alice"},  // option 9: the seq group, alice first
+		{"102#", "user:bob"}, // ${dest} = 102, bob's extension
+		{"555#", "prompt"},   // nothing has that code: on_failure prompt:bye
+	} {
+		c, err := w.call("+34910000020", "+34911222333", "")
+		if err != nil {
+			t.Fatalf("%s: the IVR answers: %v", tt.keys, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		if score := heardPrompt(t, c.Heard(500*time.Millisecond), "please-hold"); score < 0.5 {
+			t.Logf("%s: menu prompt correlation %.2f", tt.keys, score)
+		}
+		if err := c.SendDTMF(ctx, tt.keys); err != nil {
+			t.Fatal(err)
+		}
+		switch tt.want {
+		case "prompt":
+			select {
+			case <-c.Ended():
+			case <-time.After(10 * time.Second):
+				hangup(t, c)
+				t.Fatalf("%s: call did not end; trace %q", tt.keys, lastRecord(t, w.h, i+1).Trace)
+			}
+			if score := heardPrompt(t, c.Heard(3*time.Second), "goodbye"); score < 0.7 {
+				t.Errorf("%s: on_failure prompt not heard (%.2f)", tt.keys, score)
+			}
+		default:
+			freq := map[string]float64{"user:alice": 1000, "user:bob": 1500}[tt.want]
+			if err := c.WaitForTone(ctx, freq, 200*time.Millisecond); err != nil {
+				t.Errorf("%s: not connected to %s: %v", tt.keys, tt.want, err)
+			}
+			hangup(t, c)
+		}
+		rec := lastRecord(t, w.h, i+1)
+		if tt.want != "prompt" && rec.AnsweredBy != tt.want {
+			t.Errorf("%s: answered by %q, want %s; trace %q", tt.keys, rec.AnsweredBy, tt.want, rec.Trace)
+		}
+		if tt.want == "prompt" && !sippTraceHas(rec, `${dest} = "555" is not an extension, code or E.164 number`) {
+			t.Errorf("%s: trace lacks the reason: %q", tt.keys, rec.Trace)
+		}
 	}
 }

@@ -70,8 +70,8 @@ func startServer(t *testing.T, doc string, opts ...harnessOptions) *harness {
 		Store:       st,
 		Log:         log,
 		SIPAddr:     "127.0.0.1:" + strconv.Itoa(port),
-		RTPMin:      20000 + (port%200)*100,
-		RTPMax:      20000 + (port%200)*100 + 99,
+		RTPMin:      20000 + (port%20)*500, // below the test phones' 30000-39999
+		RTPMax:      20000 + (port%20)*500 + 499,
 		RTPTimeout:  o.rtpTimeout,
 		RingTimeout: o.ringTimeout,
 		Recordings:  t.TempDir(),
