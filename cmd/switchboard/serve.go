@@ -32,6 +32,7 @@ type serveOptions struct {
 	drain, rtpTimeout     time.Duration
 	secret                string
 	recordings            string
+	pprof                 bool
 }
 
 func cmdServe(ctx context.Context, args []string, out io.Writer) error {
@@ -47,6 +48,7 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.rtpTimeout, "rtp-timeout", 60*time.Second, "end a call whose RTP stopped for this long")
 	fs.StringVar(&o.recordings, "recordings", filepath.Join("switchboard-data", "recordings"), "directory for call recordings (shared by every node)")
 	fs.StringVar(&o.secret, "secret", os.Getenv("SWITCHBOARD_SECRET"), "digest nonce secret shared by every node ($SWITCHBOARD_SECRET)")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the HTTP address")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -95,8 +97,13 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 	answered := reg.NewCounter("switchboard_calls_answered_total", "Calls answered by a destination.")
 	registrations := reg.NewCounter("switchboard_registrations_total", "Successful registrations (new or refreshed bindings).")
 	var cps metrics.Rate
+	// Call records are written in batches; Close after the drain writes
+	// the last ones.
+	records := st.NewCallWriter(log)
+	defer records.Close()
 	srv, err := sipserver.New(sipserver.Config{
 		Store:      st,
+		Records:    records,
 		Log:        log,
 		SIPAddr:    o.sip,
 		MediaIP:    mediaIP,
@@ -137,7 +144,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", o.http, err)
 	}
-	hs := &http.Server{Handler: api.NewHandler(api.Options{Ready: srv.Ready, Metrics: reg}), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: api.NewHandler(api.Options{Ready: srv.Ready, Metrics: reg, Pprof: o.pprof}), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)

@@ -4,12 +4,14 @@ package api
 
 import (
 	"net/http"
+	"net/http/pprof"
 )
 
 // Options wires the HTTP handler.
 type Options struct {
 	Ready   func() bool  // readiness: listeners up, configuration loaded, not draining
 	Metrics http.Handler // Prometheus text exposition
+	Pprof   bool         // serve /debug/pprof/ (profiling under load)
 }
 
 // NewHandler returns the HTTP handler: /healthz, /readyz and /metrics.
@@ -30,6 +32,11 @@ func NewHandler(o Options) http.Handler {
 	})
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
+	}
+	if o.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	return mux
 }

@@ -45,7 +45,10 @@ type Store interface {
 
 // Config configures a Server.
 type Config struct {
-	Store      Store
+	Store Store
+	// Records receives call records (default Store; a batching writer in
+	// production).
+	Records    call.Records
 	Log        *slog.Logger
 	SIPAddr    string     // host:port for UDP and TCP, e.g. ":5060"
 	MediaIP    netip.Addr // advertised in SDP; default: the SIP listen IP, or 127.0.0.1
@@ -102,6 +105,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.TTS == nil {
 		cfg.TTS = prompt.ESpeak{}
+	}
+	if cfg.Records == nil {
+		cfg.Records = cfg.Store
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, snaps: map[string]*routing.Snapshot{}, prompts: map[string]*prompt.Library{}, versions: map[string]int64{}}
 	s.dir.Store(buildDirectory(s.snaps, s.prompts))

@@ -44,47 +44,59 @@ const (
 // Account and Start are required; an ID already used by another account is
 // refused.
 func (s *Store) InsertCall(ctx context.Context, c *CallRecord) error {
+	return s.InsertCalls(ctx, []*CallRecord{c})
+}
+
+// InsertCalls writes several call records in one transaction (see
+// InsertCall): either all are written or none.
+func (s *Store) InsertCalls(ctx context.Context, calls []*CallRecord) error {
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		for _, c := range calls {
+			if err := insertCall(ctx, tx, c); err != nil {
+				return fmt.Errorf("insert call %s: %w", c.ID, err)
+			}
+		}
+		return nil
+	})
+	return err
+}
+
+func insertCall(ctx context.Context, tx *sql.Tx, c *CallRecord) error {
 	if c.ID == "" || c.Account == "" || c.Start.IsZero() {
-		return errors.New("insert call: id, account and start are required")
+		return errors.New("id, account and start are required")
 	}
 	tags, err := json.Marshal(nonNil(c.Tags))
 	if err != nil {
-		return fmt.Errorf("insert call %s: %w", c.ID, err)
+		return err
 	}
 	trace, err := json.Marshal(nonNil(c.Trace))
 	if err != nil {
-		return fmt.Errorf("insert call %s: %w", c.ID, err)
+		return err
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `
-			INSERT INTO calls (id, account, number, caller, caller_name, start_us, answer_us, end_us,
-				duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
-			ON CONFLICT (id) DO UPDATE SET
-				number = excluded.number, caller = excluded.caller, caller_name = excluded.caller_name,
-				start_us = excluded.start_us, answer_us = excluded.answer_us, end_us = excluded.end_us,
-				duration_us = excluded.duration_us, outcome = excluded.outcome,
-				answered_by = excluded.answered_by, hangup_cause = excluded.hangup_cause,
-				tags = excluded.tags, trace = excluded.trace,
-				recording = excluded.recording, voicemail = excluded.voicemail
-			WHERE calls.account = excluded.account`,
-			c.ID, c.Account, c.Number, c.Caller, c.CallerName,
-			micros(c.Start), micros(c.Answer), micros(c.End), c.Duration.Microseconds(),
-			c.Outcome, c.AnsweredBy, c.HangupCause, string(tags), string(trace), c.Recording, c.Voicemail)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return errors.New("the id belongs to another account's call")
-		}
-		return writeCallTags(ctx, tx, c.ID, c.Tags)
-	})
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO calls (id, account, number, caller, caller_name, start_us, answer_us, end_us,
+			duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+		ON CONFLICT (id) DO UPDATE SET
+			number = excluded.number, caller = excluded.caller, caller_name = excluded.caller_name,
+			start_us = excluded.start_us, answer_us = excluded.answer_us, end_us = excluded.end_us,
+			duration_us = excluded.duration_us, outcome = excluded.outcome,
+			answered_by = excluded.answered_by, hangup_cause = excluded.hangup_cause,
+			tags = excluded.tags, trace = excluded.trace,
+			recording = excluded.recording, voicemail = excluded.voicemail
+		WHERE calls.account = excluded.account`,
+		c.ID, c.Account, c.Number, c.Caller, c.CallerName,
+		micros(c.Start), micros(c.Answer), micros(c.End), c.Duration.Microseconds(),
+		c.Outcome, c.AnsweredBy, c.HangupCause, string(tags), string(trace), c.Recording, c.Voicemail)
 	if err != nil {
-		return fmt.Errorf("insert call %s: %w", c.ID, err)
+		return err
 	}
-	return nil
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		return errors.New("the id belongs to another account's call")
+	}
+	return writeCallTags(ctx, tx, c.ID, c.Tags)
 }
 
 // writeCallTags replaces the call's rows in call_tags.

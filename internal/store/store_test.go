@@ -912,3 +912,45 @@ func TestWatchConfig(t *testing.T) {
 		}
 	})
 }
+
+// TestCallWriterBatches: records queued from many goroutines are all
+// written once Close returns, and a bad record does not lose its batch.
+func TestCallWriterBatches(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := testContext(t)
+		w := s.NewCallWriter(nil)
+		start := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+		var wg sync.WaitGroup
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 250 {
+					if err := w.InsertCall(ctx, testCall("acme", fmt.Sprintf("c-%d-%d", g, i), start.Add(time.Duration(i)*time.Second))); err != nil {
+						t.Error(err)
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if err := w.InsertCall(ctx, &CallRecord{ID: "bad"}); err != nil { // no account: refused when written
+			t.Fatal(err)
+		}
+		w.Close()
+		n := 0
+		for cursor := ""; ; {
+			recs, next, err := s.ListCalls(ctx, CallFilter{Account: "acme", Limit: MaxCallLimit, Cursor: cursor})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(recs)
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if n != 1000 {
+			t.Fatalf("%d records written, want 1000", n)
+		}
+	})
+}
