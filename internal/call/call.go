@@ -17,6 +17,7 @@ import (
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/ivr"
 	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/prompt"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -641,8 +642,9 @@ func (c *call) fail(ctx, dctx context.Context, res result) {
 		c.playAndHangUp(ctx, dctx, res.final)
 		return
 	}
-	if res.final != "" {
-		c.tracef("on_failure %s is not available on calls yet: ringing out instead", res.final)
+	if user, ok := strings.CutPrefix(res.final, "voicemail:"); ok {
+		c.voicemail(ctx, dctx, user)
+		return
 	}
 	tone, limit := c.ringbackTone(), c.e.cfg.RingTimeout
 	if res.class == failBusy {
@@ -668,6 +670,66 @@ func (c *call) fail(ctx, dctx context.Context, res result) {
 	case <-c.e.hangup:
 	}
 	c.refuse(480, "Temporarily Unavailable")
+}
+
+// MaxVoicemail is the longest message a caller may leave (SPEC §3).
+const MaxVoicemail = 2 * time.Minute
+
+// voicemail answers the caller, plays the greeting and a beep, and records
+// up to MaxVoicemail of what the caller says for user; the file is linked
+// from the call record.
+func (c *call) voicemail(ctx, dctx context.Context, user string) {
+	if !c.answerCaller() {
+		return
+	}
+	dir := filepath.Join(c.e.cfg.Recordings, c.rec.Account, "voicemail", user)
+	path := filepath.Join(dir, c.rec.ID+".wav")
+	var f *os.File
+	err := os.MkdirAll(dir, 0o750)
+	if err == nil {
+		f, err = os.Create(path)
+	}
+	if err != nil {
+		c.tracef("voicemail for %s: %v", user, err)
+		c.byeCaller()
+		return
+	}
+	defer f.Close()
+	ch := media.NewChannel(c.sess, c.neg.Codec, c.neg.PayloadType, c.neg.EventPT, c.log)
+	ch.Start(dctx)
+	defer ch.Stop()
+	greeting := []media.Source{media.Beep()}
+	if p, ok := prompt.Builtin("leave-message"); ok {
+		greeting = []media.Source{media.NewPCMSource(p, false), media.Beep()}
+	}
+	c.tracef("voicemail for %s: greeting, beep, recording up to %s", user, MaxVoicemail)
+	if err := ch.Play(dctx, media.Concat(greeting...)); err != nil {
+		c.rec.HangupCause = "caller_bye"
+		return
+	}
+	rec := media.NewRecorder(f)
+	ch.SetTap(rec.Left)
+	t := time.NewTimer(MaxVoicemail)
+	defer t.Stop()
+	select {
+	case <-dctx.Done():
+		c.rec.HangupCause = "caller_bye"
+	case <-t.C:
+		c.rec.HangupCause = "voicemail_full"
+		defer c.byeCaller()
+	case <-ctx.Done():
+		defer c.byeCaller()
+	case <-c.e.hangup:
+		defer c.byeCaller()
+	}
+	ch.SetTap(nil)
+	length, err := rec.Close()
+	if err != nil {
+		c.tracef("voicemail for %s: %v", user, err)
+		return
+	}
+	c.rec.Voicemail = path
+	c.tracef("voicemail for %s: %s recorded", user, length.Round(time.Second))
 }
 
 // refuse ends a call that got no answer: a final response, or a BYE when

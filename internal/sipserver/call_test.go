@@ -58,6 +58,7 @@ extensions:
   xfer:   { code: "24", members: ["user:bob"], transfer: true }
   rec:    { members: ["user:bob"], recording: always }
   dyn:    { destination: "${dest}", on_failure: prompt:bye }
+  vm:     { members: ["user:alice"], timeout: 300ms, on_failure: "voicemail:alice" }
   recm:   { members: ["user:bob"], recording: manual, recording_notice: prompt:whisper }
 ivrs:
   menu:
@@ -88,6 +89,7 @@ numbers:
   "+34910000017": { extension: rec }
   "+34910000018": { extension: recm }
   "+34910000020": { extension: menu }
+  "+34910000021": { extension: vm }
   "+34910000019": { extension: seq, rules: [ { prefix: "*", weight: 1, action: voice-captcha, reputation: medium } ] }
 `
 
@@ -902,5 +904,42 @@ func TestIVR(t *testing.T) {
 		if tt.want == "prompt" && !sippTraceHas(rec, `${dest} = "555" is not an extension, code or E.164 number`) {
 			t.Errorf("%s: trace lacks the reason: %q", tt.keys, rec.Trace)
 		}
+	}
+}
+
+// TestVoicemail: on_failure voicemail:USER answers, plays the greeting and
+// a beep, and records what the caller says into a file for the user.
+func TestVoicemail(t *testing.T) {
+	w := newWorld(t)
+	w.user("alice", "pa", testphone.Behavior{Mode: testphone.NeverAnswer})
+	c, err := w.call("+34910000021", "+34911222333", "")
+	if err != nil {
+		t.Fatalf("voicemail answers: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitForTone(ctx, 1000, 100*time.Millisecond); err != nil {
+		t.Fatalf("no beep: %v", err)
+	}
+	if score := heardPrompt(t, c.Heard(4*time.Second), "leave-message"); score < 0.7 {
+		t.Errorf("no greeting (correlation %.2f)", score)
+	}
+	time.Sleep(600 * time.Millisecond) // the beep ends
+	c.Play(media.Sine(425))
+	time.Sleep(1500 * time.Millisecond)
+	hangup(t, c)
+	rec := lastRecord(t, w.h, 1)
+	if rec.Voicemail == "" || rec.HangupCause != "caller_bye" {
+		t.Fatalf("record: %+v", rec)
+	}
+	left, _, err := media.ReadStereoWAV(rec.Voicemail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := media.DominantFrequency(left[max(0, len(left)-4000):], []float64{425, 1000}); !ok || f != 425 {
+		t.Errorf("voicemail holds %v %v, want the caller's 425 Hz", f, ok)
+	}
+	if !strings.Contains(rec.Voicemail, "/voicemail/alice/") {
+		t.Errorf("voicemail stored at %s, want it under alice", rec.Voicemail)
 	}
 }
