@@ -128,26 +128,23 @@ type dialog interface {
 // tag of every request the far end sends within it.
 func dialogKey(callID, localTag string) string { return callID + "\x00" + localTag }
 
-func requestKey(req *sip.Request) (string, bool) {
-	cid := req.CallID()
-	to := req.To()
+// lookup finds what is stored for the dialog an in-dialog request belongs
+// to, under the key suffix ("" for the dialog itself).
+func (e *Engine) lookup(req *sip.Request, suffix string) (any, bool) {
+	cid, to := req.CallID(), req.To()
 	if cid == nil || to == nil {
-		return "", false
+		return nil, false
 	}
 	tag, ok := to.Params.Get("tag")
 	if !ok || tag == "" {
-		return "", false
+		return nil, false
 	}
-	return dialogKey(cid.Value(), tag), true
+	return e.dialogs.Load(dialogKey(cid.Value(), tag) + suffix)
 }
 
 // HandleAck passes an ACK to its dialog; it reports whether one matched.
 func (e *Engine) HandleAck(req *sip.Request, tx sip.ServerTransaction) bool {
-	key, ok := requestKey(req)
-	if !ok {
-		return false
-	}
-	v, ok := e.dialogs.Load(key)
+	v, ok := e.lookup(req, "")
 	if !ok {
 		return false
 	}
@@ -163,11 +160,7 @@ var ErrNoDialog = errors.New("call/transaction does not exist")
 // HandleBye ends the dialog the BYE belongs to (answering 200); ErrNoDialog
 // means the caller should answer 481.
 func (e *Engine) HandleBye(req *sip.Request, tx sip.ServerTransaction) error {
-	key, ok := requestKey(req)
-	if !ok {
-		return ErrNoDialog
-	}
-	v, ok := e.dialogs.Load(key)
+	v, ok := e.lookup(req, "")
 	if !ok {
 		return ErrNoDialog
 	}
@@ -177,11 +170,7 @@ func (e *Engine) HandleBye(req *sip.Request, tx sip.ServerTransaction) error {
 // HandleReinvite answers an in-dialog INVITE (hold, session refresh) with the
 // SDP we already gave that leg; ErrNoDialog when nothing matches.
 func (e *Engine) HandleReinvite(req *sip.Request, tx sip.ServerTransaction) error {
-	key, ok := requestKey(req)
-	if !ok {
-		return ErrNoDialog
-	}
-	v, ok := e.dialogs.Load(key + "\x00sdp")
+	v, ok := e.lookup(req, "\x00sdp")
 	if !ok {
 		return ErrNoDialog
 	}
@@ -189,8 +178,6 @@ func (e *Engine) HandleReinvite(req *sip.Request, tx sip.ServerTransaction) erro
 	return tx.Respond(res)
 }
 
-// track registers a dialog for in-dialog requests: its BYEs, the SDP to
-// answer re-INVITEs with, and where its REFERs go (nil: refused).
 func (e *Engine) track(key string, d dialog, localSDP []byte, refer chan<- string) func() {
 	e.dialogs.Store(key, d)
 	if localSDP != nil {
@@ -210,11 +197,7 @@ func (e *Engine) track(key string, d dialog, localSDP []byte, refer chan<- strin
 // is the Refer-To URI's user part (an extension code, name or number). It
 // answers 202 and hands the target to the call, or ErrNoDialog.
 func (e *Engine) HandleRefer(req *sip.Request, tx sip.ServerTransaction) error {
-	key, ok := requestKey(req)
-	if !ok {
-		return ErrNoDialog
-	}
-	v, ok := e.dialogs.Load(key + "\x00refer")
+	v, ok := e.lookup(req, "\x00refer")
 	if !ok {
 		return ErrNoDialog
 	}
