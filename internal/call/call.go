@@ -166,8 +166,14 @@ func (c *call) run(ctx context.Context) {
 	case res.leg != nil:
 		c.bridge(ctx, dctx, res)
 	case dctx.Err() != nil:
-		c.rec.HangupCause = "caller_cancel"
-		c.tracef("caller hung up before an answer")
+		switch {
+		case c.rec.HangupCause == "abandoned": // left the queue
+		case c.answered: // in an IVR, captcha or queue
+			c.rec.HangupCause = "caller_bye"
+		default:
+			c.rec.HangupCause = "caller_cancel"
+			c.tracef("caller hung up before an answer")
+		}
 	default:
 		c.fail(ctx, dctx, res)
 	}

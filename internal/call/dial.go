@@ -120,8 +120,38 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 	}
 	plan := snap.Plan(target, c.callerID, counter)
 	c.rec.Trace = append(c.rec.Trace, plan.Notes...)
+	var extp *config.Extension
+	if isExt {
+		extp = &ext
+	}
+	r := c.attempts(ctx, dctx, plan.Waves, timeout, mode, depth, extp, time.Time{})
+	if r.leg != nil || dctx.Err() != nil {
+		return r
+	}
+	last := r.class
+	if isExt && ext.Queue != nil {
+		if r = c.queue(ctx, dctx, plan.Waves, timeout, mode, depth, extp); r.leg != nil || dctx.Err() != nil {
+			return r
+		}
+	}
+	if isExt && depth < maxDepth {
+		if f := ext.OnFailure; f != "" && f != "tones" {
+			t, err := config.ParseTarget(f)
+			if err == nil && (t.Kind == config.TargetPrompt || t.Kind == config.TargetVoicemail) {
+				return result{class: last, final: f}
+			}
+			c.tracef("on_failure of %s: continuing to %s", target, f)
+			return c.connect(ctx, dctx, f, depth+1)
+		}
+	}
+	return result{class: last}
+}
+
+// attempts rings the waves of an attempt plan in turn until one answers;
+// with a deadline, no attempt runs past it.
+func (c *call) attempts(ctx, dctx context.Context, waves [][]string, timeout time.Duration, mode string, depth int, ext *config.Extension, deadline time.Time) result {
 	last := failUnavailable
-	for i, wave := range plan.Waves {
+	for i, wave := range waves {
 		var dests []dest
 		for _, m := range wave {
 			dests = append(dests, c.expand(ctx, m, depth)...)
@@ -135,11 +165,15 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 			// The next attempt: keep the caller hearing one ring.
 			c.startRingback(c.ringbackTone())
 		}
-		r := c.ring(dctx, dests, timeout, mode)
-		if r.leg != nil {
-			if isExt {
-				r.ext = &ext
+		wait := timeout
+		if !deadline.IsZero() {
+			if wait = min(wait, time.Until(deadline)); wait <= 0 {
+				break
 			}
+		}
+		r := c.ring(dctx, dests, wait, mode)
+		if r.leg != nil {
+			r.ext = ext
 			return r
 		}
 		if dctx.Err() != nil {
@@ -149,16 +183,49 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 		c.tracef("attempt %d %v: %s", i+1, wave, r.class)
 		last = r.class
 	}
-	if isExt && depth < maxDepth {
-		if f := ext.OnFailure; f != "" && f != "tones" {
-			t, err := config.ParseTarget(f)
-			if err == nil && (t.Kind == config.TargetPrompt || t.Kind == config.TargetVoicemail) {
-				return result{class: last, final: f}
-			}
-			c.tracef("on_failure of %s: continuing to %s", target, f)
-			return c.connect(ctx, dctx, f, depth+1)
+	return result{class: last}
+}
+
+// queue holds the caller once every member has failed (SPEC §3): answered,
+// the queue message once, then the ringing sound while the members are
+// tried again in the same order until max_wait has passed.
+func (c *call) queue(ctx, dctx context.Context, waves [][]string, timeout time.Duration, mode string, depth int, ext *config.Extension) result {
+	start := time.Now()
+	deadline := start.Add(ext.Queue.MaxWait.D())
+	if !c.answerCaller() {
+		return result{class: failNoAnswer}
+	}
+	c.tracef("queue: holding the caller for up to %s", ext.Queue.MaxWait)
+	if m := ext.Queue.Message; m != "" {
+		if src, err := c.prompt(m, false); err == nil {
+			_ = media.NewPlayer(c.sess, c.neg.Codec, c.neg.PayloadType).Play(dctx, src)
+		} else {
+			c.tracef("queue message %s: %v", m, err)
 		}
 	}
+	c.startRinging(ext.Ringing)
+	c.startRingback(c.ringbackTone()) // tones, unless a ringing sound already plays
+	last := failNoAnswer
+	for time.Now().Before(deadline) && dctx.Err() == nil {
+		r := c.attempts(ctx, dctx, waves, timeout, mode, depth, ext, deadline)
+		if r.leg != nil {
+			c.tracef("queue: answered after %s", time.Since(start).Round(time.Millisecond))
+			return r
+		}
+		last = r.class
+		if r.class == failUnavailable { // nobody to ring: do not spin
+			select {
+			case <-dctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	if dctx.Err() != nil {
+		c.rec.HangupCause = "abandoned"
+		c.tracef("queue: the caller hung up after waiting %s", time.Since(start).Round(time.Millisecond))
+		return result{class: last}
+	}
+	c.tracef("queue: max_wait %s passed", ext.Queue.MaxWait)
 	return result{class: last}
 }
 

@@ -59,6 +59,7 @@ extensions:
   rec:    { members: ["user:bob"], recording: always }
   dyn:    { destination: "${dest}", on_failure: prompt:bye }
   vm:     { members: ["user:alice"], timeout: 300ms, on_failure: "voicemail:alice" }
+  q:      { members: ["user:alice"], timeout: 400ms, queue: { max_wait: 4s, message: prompt:hold }, on_failure: prompt:bye }
   recm:   { members: ["user:bob"], recording: manual, recording_notice: prompt:whisper }
 ivrs:
   menu:
@@ -90,6 +91,7 @@ numbers:
   "+34910000018": { extension: recm }
   "+34910000020": { extension: menu }
   "+34910000021": { extension: vm }
+  "+34910000022": { extension: q }
   "+34910000019": { extension: seq, rules: [ { prefix: "*", weight: 1, action: voice-captcha, reputation: medium } ] }
 `
 
@@ -941,5 +943,43 @@ func TestVoicemail(t *testing.T) {
 	}
 	if !strings.Contains(rec.Voicemail, "/voicemail/alice/") {
 		t.Errorf("voicemail stored at %s, want it under alice", rec.Voicemail)
+	}
+}
+
+// TestQueue: when every member has failed the caller is answered, hears the
+// queue message once and then ringing while the members are retried; a
+// member who answers within max_wait gets the call, and a caller who hangs
+// up in the queue is recorded as abandoned.
+func TestQueue(t *testing.T) {
+	w := newWorld(t)
+	alice := w.user("alice", "pa", testphone.Behavior{Mode: testphone.NeverAnswer})
+	c, err := w.call("+34910000022", "+34911222333", "")
+	if err != nil {
+		t.Fatalf("the queue answers: %v", err)
+	}
+	time.Sleep(2500 * time.Millisecond)
+	if score := heardPrompt(t, c.Heard(2500*time.Millisecond), "please-hold"); score < 0.7 {
+		t.Errorf("no queue message (correlation %.2f)", score)
+	}
+	alice.SetBehavior(testphone.Behavior{Play: testphone.Tone(1000)})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.WaitForTone(ctx, 1000, 200*time.Millisecond); err != nil {
+		t.Fatalf("a retried member's answer does not reach the caller: %v", err)
+	}
+	hangup(t, c)
+	if rec := lastRecord(t, w.h, 1); rec.AnsweredBy != "user:alice" || !sippTraceHas(rec, "queue: answered after") {
+		t.Errorf("queued call: %+v", rec)
+	}
+
+	alice.SetBehavior(testphone.Behavior{Mode: testphone.NeverAnswer})
+	c, err = w.call("+34910000022", "+34911222333", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	hangup(t, c)
+	if rec := lastRecord(t, w.h, 2); rec.HangupCause != "abandoned" || !sippTraceHas(rec, "queue: the caller hung up after waiting") {
+		t.Errorf("abandoned call: cause %q trace %q", rec.HangupCause, rec.Trace)
 	}
 }

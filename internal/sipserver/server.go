@@ -139,6 +139,11 @@ func (s *Server) Run(ctx context.Context, drain time.Duration, started func()) e
 		udp.Close()
 		return fmt.Errorf("sip tcp listen %s: %w", udp.LocalAddr(), err)
 	}
+	// The default 208 KiB receive buffer overflows in load bursts, and
+	// every dropped INVITE comes back as a retransmission.
+	if u, ok := udp.(*net.UDPConn); ok {
+		_ = u.SetReadBuffer(8 << 20)
+	}
 	s.udpAddr, s.tcpAddr = udp.LocalAddr(), tcp.Addr()
 	if err := s.setup(udp.LocalAddr().(*net.UDPAddr)); err != nil {
 		udp.Close()
