@@ -277,7 +277,7 @@ func (c *call) expand(ctx context.Context, member string, depth int) []dest {
 			return relabel(c.expand(ctx, f.Destination, depth+1), member)
 		}
 	}
-	c.tracef("%s: this kind of destination needs the in-call features (IVR, park, prompts, variables)", member)
+	c.tracef("%s: cannot be rung (an IVR only runs as a destination of its own; park lots are not available on calls yet)", member)
 	return nil
 }
 
