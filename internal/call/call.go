@@ -458,6 +458,9 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 			target, ok := c.in.Snap.LookupCode(code)
 			if !ok {
 				c.tracef("%s dialled 0 %s: no extension has that code", l.member, code)
+				if p, ok := prompt.Builtin("not-available"); ok {
+					go func() { _ = br.Play(bctx, media.SideB, media.NewPCMSource(p, false)) }()
+				}
 				continue
 			}
 			c.tracef("%s transfers the caller to %s (dialled 0 %s)", l.member, target, code)
@@ -717,9 +720,26 @@ func (c *call) voicemail(ctx, dctx context.Context, user string) {
 	ch.SetTap(rec.Left)
 	t := time.NewTimer(MaxVoicemail)
 	defer t.Stop()
+	hash := make(chan struct{})
+	go func() { // # ends the message
+		for {
+			select {
+			case d := <-ch.Digits():
+				if d == '#' {
+					close(hash)
+					return
+				}
+			case <-dctx.Done():
+				return
+			}
+		}
+	}()
 	select {
 	case <-dctx.Done():
 		c.rec.HangupCause = "caller_bye"
+	case <-hash:
+		c.rec.HangupCause = "voicemail_left"
+		defer c.byeCaller()
 	case <-t.C:
 		c.rec.HangupCause = "voicemail_full"
 		defer c.byeCaller()

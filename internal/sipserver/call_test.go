@@ -709,6 +709,18 @@ func TestTransfer(t *testing.T) {
 			t.Fatal(err)
 		}
 		bc := incoming(t, bob)
+		if how == "dtmf" { // an unknown code: "not available" to the callee, the call stays
+			if err := bc.SendDTMF(ctx, "099"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2500 * time.Millisecond)
+			if score := heardPrompt(t, bc.Heard(2500*time.Millisecond), "not-available"); score < 0.7 {
+				t.Errorf("unknown code: the callee did not hear 'not available' (%.2f)", score)
+			}
+			if bc.EndReason() != testphone.EndNone {
+				t.Fatalf("unknown code ended the call: %s", bc.EndReason())
+			}
+		}
 		switch how {
 		case "dtmf":
 			// The transfer may hang bob up while his last digit's end
@@ -929,9 +941,13 @@ func TestVoicemail(t *testing.T) {
 	time.Sleep(600 * time.Millisecond) // the beep ends
 	c.Play(media.Sine(425))
 	time.Sleep(1500 * time.Millisecond)
-	hangup(t, c)
+	// # ends the message; the hang-up may overtake the digit's end packets.
+	if err := c.SendDTMF(ctx, "#"); err != nil && c.EndReason() == testphone.EndNone {
+		t.Fatal(err)
+	}
+	waitEnded(t, c, 5*time.Second)
 	rec := lastRecord(t, w.h, 1)
-	if rec.Voicemail == "" || rec.HangupCause != "caller_bye" {
+	if rec.Voicemail == "" || rec.HangupCause != "voicemail_left" {
 		t.Fatalf("record: %+v", rec)
 	}
 	left, _, err := media.ReadStereoWAV(rec.Voicemail)
