@@ -345,9 +345,6 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 	l := res.leg
 	defer l.close()
 	c.tracef("answered by %s (%s)", l.member, l.uri)
-	if res.ext != nil && res.ext.Announcement != "" && !c.announce(dctx, l, res.ext.Announcement) {
-		return ""
-	}
 	if c.rec.Answer.IsZero() {
 		c.rec.Answer = time.Now()
 	}
@@ -596,14 +593,11 @@ func (c *call) closeRecording() {
 	}
 }
 
-// announce plays the extension's announcement to the callee while the
-// caller still hears ringing (SPEC §4); false when either side left.
-func (c *call) announce(dctx context.Context, l *leg, ref string) bool {
-	src, err := c.prompt(ref, false)
-	if err != nil {
-		c.tracef("announcement %s: %v; connecting without it", ref, err)
-		return true
-	}
+// screen plays the extension's announcement to a callee who answered while
+// the caller still hears ringing, and with confirm: true waits up to 5 s
+// for the callee to press 1 (SPEC §4). It reports whether the leg may be
+// bridged; a declined or vanished leg is hung up and closed.
+func (c *call) screen(dctx context.Context, l *leg, ext *config.Extension) bool {
 	c.startRingback(c.ringbackTone())
 	ctx, cancel := context.WithCancel(dctx)
 	defer cancel()
@@ -614,20 +608,54 @@ func (c *call) announce(dctx context.Context, l *leg, ref string) bool {
 		}
 		cancel()
 	}()
-	c.tracef("announcement %s to %s", ref, l.member)
-	_ = media.NewPlayer(l.sess, l.neg.Codec, l.neg.PayloadType).Play(ctx, src)
-	switch {
-	case dctx.Err() != nil:
-		c.rec.HangupCause = "caller_cancel"
-		l.bye()
-		return false
-	case l.dlg.Context().Err() != nil:
-		c.rec.HangupCause = "callee_bye"
-		c.refuse(480, "Temporarily Unavailable")
-		return false
+	ch := media.NewChannel(l.sess, l.neg.Codec, l.neg.PayloadType, l.neg.EventPT, c.log)
+	ch.Start(ctx)
+	if ref := ext.Announcement; ref != "" {
+		if src, err := c.prompt(ref, false); err != nil {
+			c.tracef("announcement %s: %v; connecting without it", ref, err)
+		} else {
+			c.tracef("announcement %s to %s", ref, l.member)
+			_ = ch.Play(ctx, src)
+		}
 	}
-	return true
+	ok := ctx.Err() == nil
+	if ok && ext.Confirm {
+		ok = false
+		t := time.NewTimer(ConfirmTimeout)
+	wait:
+		for {
+			select {
+			case d := <-ch.Digits():
+				if d == '1' {
+					ok = true
+					break wait
+				}
+			case <-t.C:
+				break wait
+			case <-ctx.Done():
+				break wait
+			}
+		}
+		t.Stop()
+		if ok {
+			c.tracef("%s pressed 1: connecting", l.member)
+		} else if ctx.Err() == nil {
+			c.tracef("%s did not press 1 within %s: counted as no answer", l.member, ConfirmTimeout)
+		}
+	}
+	ch.Stop()
+	if ok && ctx.Err() == nil {
+		return true
+	}
+	if l.dlg.Context().Err() == nil {
+		l.bye()
+	}
+	l.close()
+	return false
 }
+
+// ConfirmTimeout is how long a callee has to press 1 with confirm: true.
+const ConfirmTimeout = 5 * time.Second
 
 func (c *call) hangupBoth(l *leg, cause string) {
 	c.rec.HangupCause = cause

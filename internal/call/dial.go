@@ -172,6 +172,13 @@ func (c *call) attempts(ctx, dctx context.Context, waves [][]string, timeout tim
 			}
 		}
 		r := c.ring(dctx, dests, wait, mode)
+		if r.leg != nil && ext != nil && (ext.Announcement != "" || ext.Confirm) && !c.screen(dctx, r.leg, ext) {
+			if dctx.Err() != nil {
+				return result{class: failNoAnswer}
+			}
+			last = failNoAnswer
+			continue
+		}
 		if r.leg != nil {
 			r.ext = ext
 			return r

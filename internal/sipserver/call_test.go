@@ -59,6 +59,7 @@ extensions:
   rec:    { members: ["user:bob"], recording: always }
   dyn:    { destination: "${dest}", on_failure: prompt:bye }
   vm:     { members: ["user:alice"], timeout: 300ms, on_failure: "voicemail:alice" }
+  conf:   { members: ["user:alice", "user:bob"], announcement: prompt:whisper, confirm: true, timeout: 15s }
   q:      { members: ["user:alice"], timeout: 400ms, queue: { max_wait: 4s, message: prompt:hold }, on_failure: prompt:bye }
   recm:   { members: ["user:bob"], recording: manual, recording_notice: prompt:whisper }
 ivrs:
@@ -92,6 +93,7 @@ numbers:
   "+34910000020": { extension: menu }
   "+34910000021": { extension: vm }
   "+34910000022": { extension: q }
+  "+34910000023": { extension: conf }
   "+34910000019": { extension: seq, rules: [ { prefix: "*", weight: 1, action: voice-captcha, reputation: medium } ] }
 `
 
@@ -997,5 +999,43 @@ func TestQueue(t *testing.T) {
 	hangup(t, c)
 	if rec := lastRecord(t, w.h, 2); rec.HangupCause != "abandoned" || !sippTraceHas(rec, "queue: the caller hung up after waiting") {
 		t.Errorf("abandoned call: cause %q trace %q", rec.HangupCause, rec.Trace)
+	}
+}
+
+// TestConfirm: with confirm: true a callee who does not press 1 within 5 s
+// of the announcement counts as no answer (a mobile's voicemail picking up)
+// and the group moves on; one who presses 1 is connected.
+func TestConfirm(t *testing.T) {
+	w := newWorld(t)
+	alice := w.user("alice", "pa", testphone.Behavior{})
+	bob := w.user("bob", "pb", testphone.Behavior{Play: testphone.Tone(1000)})
+	c, err := w.carrier.StartCall(context.Background(), "sip:+34910000023@"+w.h.addr, testphone.DialOptions{FromUser: "+34911222333"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac := incoming(t, alice)
+	waitEnded(t, ac, 10*time.Second) // no 1 pressed: hung up
+	if c.IsAnswered() {
+		t.Fatal("the caller was connected to a callee who did not confirm")
+	}
+	bc := incoming(t, bob)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	time.Sleep(1500 * time.Millisecond) // the announcement
+	if err := bc.SendDTMF(ctx, "1"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Answered():
+	case <-time.After(5 * time.Second):
+		t.Fatal("the caller was not connected after bob pressed 1")
+	}
+	if err := c.WaitForTone(ctx, 1000, 200*time.Millisecond); err != nil {
+		t.Errorf("caller does not hear bob: %v", err)
+	}
+	hangup(t, c)
+	rec := lastRecord(t, w.h, 1)
+	if rec.AnsweredBy != "user:bob" || !sippTraceHas(rec, "user:alice did not press 1") || !sippTraceHas(rec, "user:bob pressed 1") {
+		t.Errorf("record: answered_by %q trace %q", rec.AnsweredBy, rec.Trace)
 	}
 }
