@@ -585,8 +585,13 @@ func (c *call) closeRecording() {
 	if c.recorder == nil {
 		return
 	}
-	if _, err := c.recorder.r.Close(); err != nil {
+	length, err := c.recorder.r.Close()
+	if err != nil {
 		c.log.Error("recording", "err", err)
+	}
+	c.rec.RecordingLength = length
+	if fi, err := c.recorder.file.Stat(); err == nil {
+		c.rec.RecordingBytes = fi.Size()
 	}
 	if err := c.recorder.file.Close(); err != nil {
 		c.log.Error("recording", "err", err)

@@ -3,7 +3,9 @@ package sipserver
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -814,6 +816,10 @@ func TestRecording(t *testing.T) {
 		}
 		if secs := float64(len(left)) / 8000; secs < 0.8 {
 			t.Errorf("%s: recording of %.1fs", number, secs)
+		}
+		if fi, err := os.Stat(rec.Recording); err != nil || rec.RecordingBytes != fi.Size() ||
+			math.Abs(rec.RecordingLength.Seconds()-float64(len(left))/8000) > 0.05 {
+			t.Errorf("%s: record says %s / %d bytes for the file (%v)", number, rec.RecordingLength, rec.RecordingBytes, err)
 		}
 	}
 }

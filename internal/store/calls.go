@@ -30,7 +30,10 @@ type CallRecord struct {
 	Tags        []string
 	Trace       []string
 	Recording   string // the recording's path or key, if any
-	Voicemail   string // the voicemail's path or key, if any
+	// RecordingLength and RecordingBytes describe the recording file.
+	RecordingLength time.Duration
+	RecordingBytes  int64
+	Voicemail       string // the voicemail's path or key, if any
 }
 
 // Page sizes of ListCalls.
@@ -75,19 +78,22 @@ func insertCall(ctx context.Context, tx *sql.Tx, c *CallRecord) error {
 	}
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO calls (id, account, number, caller, caller_name, start_us, answer_us, end_us,
-			duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+			duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail,
+			recording_us, recording_bytes)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
 		ON CONFLICT (id) DO UPDATE SET
 			number = excluded.number, caller = excluded.caller, caller_name = excluded.caller_name,
 			start_us = excluded.start_us, answer_us = excluded.answer_us, end_us = excluded.end_us,
 			duration_us = excluded.duration_us, outcome = excluded.outcome,
 			answered_by = excluded.answered_by, hangup_cause = excluded.hangup_cause,
 			tags = excluded.tags, trace = excluded.trace,
-			recording = excluded.recording, voicemail = excluded.voicemail
+			recording = excluded.recording, voicemail = excluded.voicemail,
+			recording_us = excluded.recording_us, recording_bytes = excluded.recording_bytes
 		WHERE calls.account = excluded.account`,
 		c.ID, c.Account, c.Number, c.Caller, c.CallerName,
 		micros(c.Start), micros(c.Answer), micros(c.End), c.Duration.Microseconds(),
-		c.Outcome, c.AnsweredBy, c.HangupCause, string(tags), string(trace), c.Recording, c.Voicemail)
+		c.Outcome, c.AnsweredBy, c.HangupCause, string(tags), string(trace), c.Recording, c.Voicemail,
+		c.RecordingLength.Microseconds(), c.RecordingBytes)
 	if err != nil {
 		return err
 	}
@@ -125,7 +131,8 @@ func nonNil(s []string) []string {
 }
 
 const callColumns = `id, account, number, caller, caller_name, start_us, answer_us, end_us,
-	duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail`
+	duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail,
+	recording_us, recording_bytes`
 
 // GetCall returns one call record of the account; ErrNotFound if there is
 // none, including when the ID is another account's.
@@ -263,16 +270,18 @@ func scanCall(r scanner) (*CallRecord, error) {
 	var (
 		c                  CallRecord
 		start, answer, end sql.NullInt64
-		duration           int64
+		duration, recUS    int64
 		tags, trace        string
 	)
 	err := r.Scan(&c.ID, &c.Account, &c.Number, &c.Caller, &c.CallerName, &start, &answer, &end,
-		&duration, &c.Outcome, &c.AnsweredBy, &c.HangupCause, &tags, &trace, &c.Recording, &c.Voicemail)
+		&duration, &c.Outcome, &c.AnsweredBy, &c.HangupCause, &tags, &trace, &c.Recording, &c.Voicemail,
+		&recUS, &c.RecordingBytes)
 	if err != nil {
 		return nil, err
 	}
 	c.Start, c.Answer, c.End = fromMicros(start), fromMicros(answer), fromMicros(end)
 	c.Duration = time.Duration(duration) * time.Microsecond
+	c.RecordingLength = time.Duration(recUS) * time.Microsecond
 	if c.Tags, err = decodeList(tags); err != nil {
 		return nil, fmt.Errorf("call %s tags: %w", c.ID, err)
 	}

@@ -515,6 +515,7 @@ func testCall(account, id string, start time.Time) *CallRecord {
 		ID: id, Account: account, Number: "+34910000000", Caller: "+442071234567",
 		CallerName: "MOBILE Bob", Start: start, Outcome: "answered",
 		Tags: []string{"spain"}, Trace: []string{"rule 3 cnam-prefix", "route support"},
+		Recording: "/rec/call.wav", RecordingLength: 61500 * time.Millisecond, RecordingBytes: 1968044,
 	}
 }
 
