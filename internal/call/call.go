@@ -740,8 +740,11 @@ func (c *call) voicemail(ctx, dctx context.Context, user string) {
 	ch := media.NewChannel(c.sess, c.neg.Codec, c.neg.PayloadType, c.neg.EventPT, c.log)
 	ch.Start(dctx)
 	defer ch.Stop()
+	// The user's own greeting is the account prompt voicemail-USER.
 	greeting := []media.Source{media.Beep()}
-	if p, ok := prompt.Builtin("leave-message"); ok {
+	if own, err := c.prompt("voicemail-"+user, false); err == nil {
+		greeting = []media.Source{own, media.Beep()}
+	} else if p, ok := prompt.Builtin("leave-message"); ok {
 		greeting = []media.Source{media.NewPCMSource(p, false), media.Beep()}
 	}
 	c.tracef("voicemail for %s: greeting, beep, recording up to %s", user, MaxVoicemail)

@@ -42,6 +42,7 @@ prompts:
   bye:     { file: "%[2]s/goodbye.wav" }
   hold:    { file: "%[2]s/please-hold.wav" }
   whisper: { file: "%[2]s/press-one.wav" }
+  voicemail-bob: { file: "%[2]s/not-available.wav" }
 extensions:
   seq:    { code: "21", members: ["user:alice", "user:bob"], timeout: 2s }
   rota:   { code: "22", members: ["user:alice", "user:bob", "user:carol"], distribution: rotating, timeout: 2s }
@@ -62,6 +63,7 @@ extensions:
   dyn:    { destination: "${dest}", on_failure: prompt:bye }
   vm:     { members: ["user:alice"], timeout: 300ms, on_failure: "voicemail:alice" }
   conf:   { members: ["user:alice", "user:bob"], announcement: prompt:whisper, confirm: true, timeout: 15s }
+  vmb:    { members: ["user:bob"], timeout: 300ms, on_failure: "voicemail:bob" }
   q:      { members: ["user:alice"], timeout: 400ms, queue: { max_wait: 4s, message: prompt:hold }, on_failure: prompt:bye }
   recm:   { members: ["user:bob"], recording: manual, recording_notice: prompt:whisper }
 ivrs:
@@ -96,6 +98,7 @@ numbers:
   "+34910000021": { extension: vm }
   "+34910000022": { extension: q }
   "+34910000023": { extension: conf }
+  "+34910000024": { extension: vmb }
   "+34910000019": { extension: seq, rules: [ { prefix: "*", weight: 1, action: voice-captcha, reputation: medium } ] }
 `
 
@@ -1044,4 +1047,25 @@ func TestConfirm(t *testing.T) {
 	if rec.AnsweredBy != "user:bob" || !sippTraceHas(rec, "user:alice did not press 1") || !sippTraceHas(rec, "user:bob pressed 1") {
 		t.Errorf("record: answered_by %q trace %q", rec.AnsweredBy, rec.Trace)
 	}
+}
+
+// TestVoicemailOwnGreeting: a user's own greeting (the prompt
+// voicemail-USER) replaces the built-in one.
+func TestVoicemailOwnGreeting(t *testing.T) {
+	w := newWorld(t)
+	w.user("bob", "pb", testphone.Behavior{Mode: testphone.NeverAnswer})
+	c, err := w.call("+34910000024", "+34911222333", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.WaitForTone(ctx, 1000, 100*time.Millisecond); err != nil {
+		t.Fatalf("no beep: %v", err)
+	}
+	heard := c.Heard(4 * time.Second)
+	if own, builtin := heardPrompt(t, heard, "not-available"), heardPrompt(t, heard, "leave-message"); own < 0.7 || builtin > 0.5 {
+		t.Errorf("greeting: own %.2f, built-in %.2f", own, builtin)
+	}
+	hangup(t, c)
 }
