@@ -100,11 +100,15 @@ type Call struct {
 	log    *slog.Logger
 
 	ringing, answered, ended chan struct{}
-	ringOnce, answerOnce     sync.Once
-	control                  chan decision // inbound, before the final response
-	cancelInvite             context.CancelCauseFunc
-	localHangup              atomic.Bool
-	reinvites                atomic.Int32
+	// responded is closed when an inbound call's 200 has been acknowledged
+	// (or given up on): sipgo's dialog is not safe to send requests on
+	// while RespondSDP still retransmits the 200.
+	responded            chan struct{}
+	ringOnce, answerOnce sync.Once
+	control              chan decision // inbound, before the final response
+	cancelInvite         context.CancelCauseFunc
+	localHangup          atomic.Bool
+	reinvites            atomic.Int32
 
 	mu           sync.Mutex
 	invite       *sip.Request
@@ -126,15 +130,16 @@ type Call struct {
 
 func newCall(p *Phone, dir Direction, callID, localTag string) *Call {
 	return &Call{
-		p:        p,
-		dir:      dir,
-		key:      dialogKey(callID, localTag),
-		callID:   callID,
-		log:      p.log.With("call_id", callID, "dir", dir.String()),
-		ringing:  make(chan struct{}),
-		answered: make(chan struct{}),
-		ended:    make(chan struct{}),
-		control:  make(chan decision, 1),
+		p:         p,
+		dir:       dir,
+		key:       dialogKey(callID, localTag),
+		callID:    callID,
+		log:       p.log.With("call_id", callID, "dir", dir.String()),
+		ringing:   make(chan struct{}),
+		answered:  make(chan struct{}),
+		ended:     make(chan struct{}),
+		responded: make(chan struct{}),
+		control:   make(chan decision, 1),
 	}
 }
 
@@ -568,7 +573,9 @@ func (c *Call) answerInbound(ds *sipgo.DialogServerSession, b Behavior, sdp []by
 	st.startReceiving(c.p.goTrack)
 	st.startSending(c.p.goTrack)
 	// RespondSDP retransmits the 200 until the ACK arrives (or 64*T1).
-	if err := ds.RespondSDP(sdp); err != nil {
+	err := ds.RespondSDP(sdp)
+	close(c.responded)
+	if err != nil {
 		select {
 		case <-c.ended:
 			return
@@ -1139,6 +1146,11 @@ func (c *Call) do(ctx context.Context, req *sip.Request) (*sip.Response, error) 
 	defer cancel()
 	if dc != nil {
 		return dc.Do(ctx, req)
+	}
+	select {
+	case <-c.responded:
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 	return ds.Do(ctx, req)
 }
