@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -15,7 +13,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/switchboard/switchboard/internal/config"
-	"github.com/switchboard/switchboard/internal/ivr"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/prompt"
 	"github.com/switchboard/switchboard/internal/routing"
@@ -66,19 +63,6 @@ type call struct {
 	vars     map[string]string // call variables: IVR input, the API
 	early    *ringback         // the ringing sound we play to the caller, if any
 	recorder *recording
-}
-
-// recording is the call's recording: one stereo file for the whole call,
-// fed by the taps of whichever bridge is up.
-type recording struct {
-	file *os.File
-	r    *media.Recorder
-}
-
-// ringback is the ringing sound played to the caller before an answer.
-type ringback struct {
-	stop func()
-	done chan struct{}
 }
 
 // Handle runs one inbound call to its end. It must be called from the INVITE
@@ -237,32 +221,6 @@ func (c *call) answerCaller() bool {
 	c.answered = true
 	c.rec.Answer = time.Now()
 	return true
-}
-
-// captcha answers the caller and runs the voice captcha of SPEC §3; ok is
-// false when the call ended during it.
-func (c *call) captcha() (passed, ok bool) {
-	if err := c.openMedia(); err != nil {
-		return false, false
-	}
-	if !c.answerCaller() {
-		return false, false
-	}
-	ch := media.NewChannel(c.sess, c.neg.Codec, c.neg.PayloadType, c.neg.EventPT, c.log)
-	dctx := c.dlg.Context()
-	ch.Start(dctx)
-	defer ch.Stop()
-	passed, trace, err := ivr.Options{Rand: c.e.cfg.CaptchaRand}.Captcha(dctx, ch)
-	c.rec.Trace = append(c.rec.Trace, trace...)
-	if err != nil {
-		if dctx.Err() != nil {
-			c.rec.HangupCause = "caller_bye"
-			return false, false
-		}
-		c.tracef("captcha: %v", err)
-	}
-	c.tracef("captcha passed: %v", passed)
-	return passed, true
 }
 
 // openMedia negotiates the caller's offer and opens the inbound RTP session.
@@ -480,61 +438,6 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 	}
 }
 
-// runIVR answers the caller and runs an IVR menu or data entry; the call
-// goes on to the target the caller chose (SPEC §2 ivrs).
-func (c *call) runIVR(ctx, dctx context.Context, name string, cfg config.IVR, depth int) result {
-	if !c.answerCaller() {
-		return result{class: failNoAnswer}
-	}
-	ch := media.NewChannel(c.sess, c.neg.Codec, c.neg.PayloadType, c.neg.EventPT, c.log)
-	ch.Start(dctx)
-	c.tracef("ivr %s", name)
-	res, err := ivr.Menu(dctx, ch, promptsOrNone{c.in.Prompts}, cfg)
-	ch.Stop()
-	c.rec.Trace = append(c.rec.Trace, res.Trace...)
-	if res.Variable != "" {
-		if c.vars == nil {
-			c.vars = map[string]string{}
-		}
-		c.vars[res.Variable] = res.Value
-		c.tracef("ivr %s: ${%s} = %q", name, res.Variable, res.Value)
-	}
-	if err != nil || res.Target == "" {
-		if dctx.Err() == nil {
-			c.tracef("ivr %s: %v", name, err)
-		}
-		return result{class: failUnavailable}
-	}
-	c.tracef("ivr %s: continuing to %s", name, res.Target)
-	return c.connect(ctx, dctx, res.Target, depth+1)
-}
-
-// promptsOrNone lets an account without prompts still run menus (they
-// fall back to the built-in prompts).
-type promptsOrNone struct{ p Prompts }
-
-func (p promptsOrNone) Source(name string, loop bool) (media.Source, error) {
-	if p.p == nil {
-		return nil, fmt.Errorf("unknown prompt %q", name)
-	}
-	return p.p.Source(name, loop)
-}
-
-// variable resolves a ${var} destination: an extension code or user
-// extension number, a name of the account, or an E.164 number.
-func (c *call) variable(name string) (string, bool) {
-	v, ok := c.vars[name]
-	if !ok {
-		c.tracef("${%s} is not set", name)
-		return "", false
-	}
-	t, ok := c.dialled(v)
-	if !ok {
-		c.tracef("${%s} = %q is not an extension, code or E.164 number", name, v)
-	}
-	return t, ok
-}
-
 // dialled resolves what a callee asked to transfer to: an extension code
 // or user extension number, a name of the account, or an E.164 number.
 func (c *call) dialled(s string) (string, bool) {
@@ -549,118 +452,6 @@ func (c *call) dialled(s string) (string, bool) {
 	}
 	return "", false
 }
-
-// startRecording starts (or, after a transfer, resumes) the call's stereo
-// recording: caller on the left, callee on the right. The extension's
-// recording_notice is played to both sides when it starts.
-func (c *call) startRecording(ctx context.Context, br *media.Bridge, ext *config.Extension) {
-	if c.recorder == nil {
-		dir := filepath.Join(c.e.cfg.Recordings, c.rec.Account)
-		path := filepath.Join(dir, c.rec.ID+".wav")
-		if err := os.MkdirAll(dir, 0o750); err != nil {
-			c.tracef("recording: %v", err)
-			return
-		}
-		f, err := os.Create(path)
-		if err != nil {
-			c.tracef("recording: %v", err)
-			return
-		}
-		c.recorder = &recording{file: f, r: media.NewRecorder(f)}
-		c.rec.Recording = path
-		c.tracef("recording to %s", path)
-		if ext != nil && ext.RecordingNotice != "" {
-			for _, side := range []media.Side{media.SideA, media.SideB} {
-				if src, err := c.prompt(ext.RecordingNotice, false); err == nil {
-					go func() { _ = br.Play(ctx, side, src) }()
-				}
-			}
-		}
-	}
-	br.SetTap(media.SideA, c.recorder.r.Left)
-	br.SetTap(media.SideB, c.recorder.r.Right)
-}
-
-func (c *call) closeRecording() {
-	if c.recorder == nil {
-		return
-	}
-	length, err := c.recorder.r.Close()
-	if err != nil {
-		c.log.Error("recording", "err", err)
-	}
-	c.rec.RecordingLength = length
-	if fi, err := c.recorder.file.Stat(); err == nil {
-		c.rec.RecordingBytes = fi.Size()
-	}
-	if err := c.recorder.file.Close(); err != nil {
-		c.log.Error("recording", "err", err)
-	}
-}
-
-// screen plays the extension's announcement to a callee who answered while
-// the caller still hears ringing, and with confirm: true waits up to 5 s
-// for the callee to press 1 (SPEC §4). It reports whether the leg may be
-// bridged; a declined or vanished leg is hung up and closed.
-func (c *call) screen(dctx context.Context, l *leg, ext *config.Extension) bool {
-	c.startRingback(c.ringbackTone())
-	ctx, cancel := context.WithCancel(dctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-l.dlg.Context().Done():
-		case <-ctx.Done():
-		}
-		cancel()
-	}()
-	ch := media.NewChannel(l.sess, l.neg.Codec, l.neg.PayloadType, l.neg.EventPT, c.log)
-	ch.Start(ctx)
-	if ref := ext.Announcement; ref != "" {
-		if src, err := c.prompt(ref, false); err != nil {
-			c.tracef("announcement %s: %v; connecting without it", ref, err)
-		} else {
-			c.tracef("announcement %s to %s", ref, l.member)
-			_ = ch.Play(ctx, src)
-		}
-	}
-	ok := ctx.Err() == nil
-	if ok && ext.Confirm {
-		ok = false
-		t := time.NewTimer(ConfirmTimeout)
-	wait:
-		for {
-			select {
-			case d := <-ch.Digits():
-				if d == '1' {
-					ok = true
-					break wait
-				}
-			case <-t.C:
-				break wait
-			case <-ctx.Done():
-				break wait
-			}
-		}
-		t.Stop()
-		if ok {
-			c.tracef("%s pressed 1: connecting", l.member)
-		} else if ctx.Err() == nil {
-			c.tracef("%s did not press 1 within %s: counted as no answer", l.member, ConfirmTimeout)
-		}
-	}
-	ch.Stop()
-	if ok && ctx.Err() == nil {
-		return true
-	}
-	if l.dlg.Context().Err() == nil {
-		l.bye()
-	}
-	l.close()
-	return false
-}
-
-// ConfirmTimeout is how long a callee has to press 1 with confirm: true.
-const ConfirmTimeout = 5 * time.Second
 
 func (c *call) hangupBoth(l *leg, cause string) {
 	c.rec.HangupCause = cause
@@ -714,86 +505,6 @@ func (c *call) fail(ctx, dctx context.Context, res result) {
 	c.refuse(480, "Temporarily Unavailable")
 }
 
-// MaxVoicemail is the longest message a caller may leave (SPEC §3).
-const MaxVoicemail = 2 * time.Minute
-
-// voicemail answers the caller, plays the greeting and a beep, and records
-// up to MaxVoicemail of what the caller says for user; the file is linked
-// from the call record.
-func (c *call) voicemail(ctx, dctx context.Context, user string) {
-	if !c.answerCaller() {
-		return
-	}
-	dir := filepath.Join(c.e.cfg.Recordings, c.rec.Account, "voicemail", user)
-	path := filepath.Join(dir, c.rec.ID+".wav")
-	var f *os.File
-	err := os.MkdirAll(dir, 0o750)
-	if err == nil {
-		f, err = os.Create(path)
-	}
-	if err != nil {
-		c.tracef("voicemail for %s: %v", user, err)
-		c.byeCaller()
-		return
-	}
-	defer f.Close()
-	ch := media.NewChannel(c.sess, c.neg.Codec, c.neg.PayloadType, c.neg.EventPT, c.log)
-	ch.Start(dctx)
-	defer ch.Stop()
-	// The user's own greeting is the account prompt voicemail-USER.
-	greeting := []media.Source{media.Beep()}
-	if own, err := c.prompt("voicemail-"+user, false); err == nil {
-		greeting = []media.Source{own, media.Beep()}
-	} else if p, ok := prompt.Builtin("leave-message"); ok {
-		greeting = []media.Source{media.NewPCMSource(p, false), media.Beep()}
-	}
-	c.tracef("voicemail for %s: greeting, beep, recording up to %s", user, MaxVoicemail)
-	if err := ch.Play(dctx, media.Concat(greeting...)); err != nil {
-		c.rec.HangupCause = "caller_bye"
-		return
-	}
-	rec := media.NewRecorder(f)
-	ch.SetTap(rec.Left)
-	t := time.NewTimer(MaxVoicemail)
-	defer t.Stop()
-	hash := make(chan struct{})
-	go func() { // # ends the message
-		for {
-			select {
-			case d := <-ch.Digits():
-				if d == '#' {
-					close(hash)
-					return
-				}
-			case <-dctx.Done():
-				return
-			}
-		}
-	}()
-	select {
-	case <-dctx.Done():
-		c.rec.HangupCause = "caller_bye"
-	case <-hash:
-		c.rec.HangupCause = "voicemail_left"
-		defer c.byeCaller()
-	case <-t.C:
-		c.rec.HangupCause = "voicemail_full"
-		defer c.byeCaller()
-	case <-ctx.Done():
-		defer c.byeCaller()
-	case <-c.e.hangup:
-		defer c.byeCaller()
-	}
-	ch.SetTap(nil)
-	length, err := rec.Close()
-	if err != nil {
-		c.tracef("voicemail for %s: %v", user, err)
-		return
-	}
-	c.rec.Voicemail = path
-	c.tracef("voicemail for %s: %s recorded", user, length.Round(time.Second))
-}
-
 // refuse ends a call that got no answer: a final response, or a BYE when
 // the caller was answered already.
 func (c *call) refuse(code int, reason string) {
@@ -802,113 +513,6 @@ func (c *call) refuse(code int, reason string) {
 		return
 	}
 	_ = c.dlg.Respond(code, reason, nil)
-}
-
-func (c *call) sendRinging() {
-	if c.ringing || c.early != nil {
-		return
-	}
-	c.ringing = true
-	_ = c.dlg.Respond(180, "Ringing", nil)
-}
-
-// startRingback answers the caller's offer with 183 Session Progress and
-// plays src as early media until the call is answered or given up, so that
-// one attempt after another sounds like one continuous ring (SPEC §4).
-func (c *call) startRingback(src media.Source) {
-	if c.early != nil {
-		return
-	}
-	if !c.answered {
-		if err := c.dlg.Respond(183, "Session Progress", c.answer, sip.NewHeader("Content-Type", "application/sdp")); err != nil {
-			c.log.Debug("183", "err", err)
-			return
-		}
-	}
-	ctx, cancel := context.WithCancel(c.dlg.Context())
-	rb := &ringback{stop: cancel, done: make(chan struct{})}
-	player := media.NewPlayer(c.sess, c.neg.Codec, c.neg.PayloadType)
-	go func() {
-		defer close(rb.done)
-		_ = player.Play(ctx, src)
-	}()
-	c.early = rb
-	if !c.answered {
-		c.tracef("early media: 183 with Switchboard's ringing sound")
-	}
-}
-
-// stopRingback stops the early media and waits for the player to finish,
-// so that the bridge is the only writer afterwards.
-func (c *call) stopRingback() {
-	if c.early == nil {
-		return
-	}
-	c.early.stop()
-	<-c.early.done
-	c.early = nil
-}
-
-// startRinging starts the ringing sound an extension asks for at once:
-// silence (none) or a prompt in a loop; tones start when media is needed.
-func (c *call) startRinging(ringing string) {
-	switch {
-	case ringing == "none":
-		c.startRingback(media.Silence())
-	case strings.HasPrefix(ringing, "prompt:"):
-		src, err := c.prompt(ringing, true)
-		if err != nil {
-			c.tracef("ringing %s: %v; ringback tones instead", ringing, err)
-			return
-		}
-		c.startRingback(src)
-	}
-}
-
-// prompt returns the audio of a prompt:NAME reference.
-func (c *call) prompt(ref string, loop bool) (media.Source, error) {
-	if c.in.Prompts == nil {
-		return nil, fmt.Errorf("no prompts are loaded for this account")
-	}
-	return c.in.Prompts.Source(strings.TrimPrefix(ref, "prompt:"), loop)
-}
-
-// playAndHangUp answers the caller, plays a prompt and hangs up.
-func (c *call) playAndHangUp(ctx, dctx context.Context, ref string) {
-	src, err := c.prompt(ref, false)
-	if err != nil {
-		c.tracef("%s: %v", ref, err)
-		c.refuse(480, "Temporarily Unavailable")
-		return
-	}
-	if !c.answerCaller() {
-		return
-	}
-	c.tracef("playing %s, then hanging up", ref)
-	pctx, cancel := context.WithCancel(dctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-ctx.Done():
-		case <-c.e.hangup:
-		}
-		cancel()
-	}()
-	if err := media.NewPlayer(c.sess, c.neg.Codec, c.neg.PayloadType).Play(pctx, src); err != nil && dctx.Err() != nil {
-		c.rec.HangupCause = "caller_bye"
-		return
-	}
-	c.rec.HangupCause = "prompt_played"
-	c.byeCaller()
-}
-
-// ringbackTone is the ringback of the called number's country: the US
-// cadence on +1 numbers, 425 Hz 1 s on 4 s off elsewhere.
-func (c *call) ringbackTone() media.Source {
-	if strings.HasPrefix(c.rec.Number, "+1") {
-		return media.RingbackUS()
-	}
-	return media.Ringback()
 }
 
 // finish writes the call record, whatever happened.

@@ -1,0 +1,147 @@
+package call
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/prompt"
+)
+
+// recording is the call's recording: one stereo file for the whole call,
+// fed by the taps of whichever bridge is up.
+type recording struct {
+	file *os.File
+	r    *media.Recorder
+}
+
+// startRecording starts (or, after a transfer, resumes) the call's stereo
+// recording: caller on the left, callee on the right. The extension's
+// recording_notice is played to both sides when it starts.
+func (c *call) startRecording(ctx context.Context, br *media.Bridge, ext *config.Extension) {
+	if c.recorder == nil {
+		dir := filepath.Join(c.e.cfg.Recordings, c.rec.Account)
+		path := filepath.Join(dir, c.rec.ID+".wav")
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			c.tracef("recording: %v", err)
+			return
+		}
+		f, err := os.Create(path)
+		if err != nil {
+			c.tracef("recording: %v", err)
+			return
+		}
+		c.recorder = &recording{file: f, r: media.NewRecorder(f)}
+		c.rec.Recording = path
+		c.tracef("recording to %s", path)
+		if ext != nil && ext.RecordingNotice != "" {
+			for _, side := range []media.Side{media.SideA, media.SideB} {
+				if src, err := c.prompt(ext.RecordingNotice, false); err == nil {
+					go func() { _ = br.Play(ctx, side, src) }()
+				}
+			}
+		}
+	}
+	br.SetTap(media.SideA, c.recorder.r.Left)
+	br.SetTap(media.SideB, c.recorder.r.Right)
+}
+
+func (c *call) closeRecording() {
+	if c.recorder == nil {
+		return
+	}
+	length, err := c.recorder.r.Close()
+	if err != nil {
+		c.log.Error("recording", "err", err)
+	}
+	c.rec.RecordingLength = length
+	if fi, err := c.recorder.file.Stat(); err == nil {
+		c.rec.RecordingBytes = fi.Size()
+	}
+	if err := c.recorder.file.Close(); err != nil {
+		c.log.Error("recording", "err", err)
+	}
+}
+
+// MaxVoicemail is the longest message a caller may leave (SPEC §3).
+const MaxVoicemail = 2 * time.Minute
+
+// voicemail answers the caller, plays the greeting and a beep, and records
+// up to MaxVoicemail of what the caller says for user; the file is linked
+// from the call record.
+func (c *call) voicemail(ctx, dctx context.Context, user string) {
+	if !c.answerCaller() {
+		return
+	}
+	dir := filepath.Join(c.e.cfg.Recordings, c.rec.Account, "voicemail", user)
+	path := filepath.Join(dir, c.rec.ID+".wav")
+	var f *os.File
+	err := os.MkdirAll(dir, 0o750)
+	if err == nil {
+		f, err = os.Create(path)
+	}
+	if err != nil {
+		c.tracef("voicemail for %s: %v", user, err)
+		c.byeCaller()
+		return
+	}
+	defer f.Close()
+	ch := media.NewChannel(c.sess, c.neg.Codec, c.neg.PayloadType, c.neg.EventPT, c.log)
+	ch.Start(dctx)
+	defer ch.Stop()
+	// The user's own greeting is the account prompt voicemail-USER.
+	greeting := []media.Source{media.Beep()}
+	if own, err := c.prompt("voicemail-"+user, false); err == nil {
+		greeting = []media.Source{own, media.Beep()}
+	} else if p, ok := prompt.Builtin("leave-message"); ok {
+		greeting = []media.Source{media.NewPCMSource(p, false), media.Beep()}
+	}
+	c.tracef("voicemail for %s: greeting, beep, recording up to %s", user, MaxVoicemail)
+	if err := ch.Play(dctx, media.Concat(greeting...)); err != nil {
+		c.rec.HangupCause = "caller_bye"
+		return
+	}
+	rec := media.NewRecorder(f)
+	ch.SetTap(rec.Left)
+	t := time.NewTimer(MaxVoicemail)
+	defer t.Stop()
+	hash := make(chan struct{})
+	go func() { // # ends the message
+		for {
+			select {
+			case d := <-ch.Digits():
+				if d == '#' {
+					close(hash)
+					return
+				}
+			case <-dctx.Done():
+				return
+			}
+		}
+	}()
+	select {
+	case <-dctx.Done():
+		c.rec.HangupCause = "caller_bye"
+	case <-hash:
+		c.rec.HangupCause = "voicemail_left"
+		defer c.byeCaller()
+	case <-t.C:
+		c.rec.HangupCause = "voicemail_full"
+		defer c.byeCaller()
+	case <-ctx.Done():
+		defer c.byeCaller()
+	case <-c.e.hangup:
+		defer c.byeCaller()
+	}
+	ch.SetTap(nil)
+	length, err := rec.Close()
+	if err != nil {
+		c.tracef("voicemail for %s: %v", user, err)
+		return
+	}
+	c.rec.Voicemail = path
+	c.tracef("voicemail for %s: %s recorded", user, length.Round(time.Second))
+}
