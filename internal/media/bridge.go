@@ -203,32 +203,12 @@ func (b *Bridge) newRelay(from Side) *relay {
 
 func (r *relay) run(ctx context.Context) {
 	toSide := r.fromSide.Other()
-	failures := 0
-	for {
-		err := r.from.Session.ReadRTP(ctx, &r.in)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
-				return
-			}
-			failures++
-			r.b.log.Debug("bridge read", "from", r.fromSide, "err", err)
-			if failures > 10 { // a persistent error: do not spin
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(FrameDuration):
-				}
-			}
-			continue
-		}
-		failures = 0
+	r.from.Session.readEach(ctx, &r.in, r.b.log.With("bridge_from", r.fromSide.String()), func() bool {
 		if !r.process(&r.in) || r.b.muted[toSide].Load() > 0 {
-			continue
+			return true
 		}
-		if err := r.to.Session.WriteRTP(&r.out); errors.Is(err, ErrClosed) {
-			return
-		}
-	}
+		return !errors.Is(r.to.Session.WriteRTP(&r.out), ErrClosed)
+	})
 }
 
 // process handles one packet from r.from: taps and DTMF, then builds r.out

@@ -233,27 +233,10 @@ func playErr(ctx, pctx context.Context, err error) error {
 // read is the reader goroutine.
 func (c *Channel) read(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	failures := 0
-	for {
-		err := c.sess.ReadRTP(ctx, &c.pkt)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
-				return
-			}
-			failures++
-			c.log.Debug("channel read", "err", err)
-			if failures > 10 { // a persistent error: do not spin
-				select {
-				case <-ctx.Done():
-					return
-				case <-time.After(FrameDuration):
-				}
-			}
-			continue
-		}
-		failures = 0
+	c.sess.readEach(ctx, &c.pkt, c.log, func() bool {
 		c.handle(&c.pkt)
-	}
+		return true
+	})
 }
 
 // handle dispatches one received packet: telephone-events to Digits, audio

@@ -394,6 +394,36 @@ func (s *Session) WriteRTP(pkt *rtp.Packet) error {
 	return nil
 }
 
+// readEach reads packets into pkt and calls handle after each until ctx
+// ends, the session is closed or handle returns false. A read error is
+// logged at Debug and, when errors persist, reading is paced at one frame
+// so that a broken socket does not spin a CPU. Bridges and Channels share
+// it: one reader per session at a time.
+func (s *Session) readEach(ctx context.Context, pkt *rtp.Packet, log *slog.Logger, handle func() bool) {
+	failures := 0
+	for {
+		if err := s.ReadRTP(ctx, pkt); err != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
+				return
+			}
+			failures++
+			log.Debug("rtp read", "err", err)
+			if failures > 10 {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(FrameDuration):
+				}
+			}
+			continue
+		}
+		failures = 0
+		if !handle() {
+			return
+		}
+	}
+}
+
 // mapSource returns the outgoing timestamp for a writer's timestamp.
 func (s *Session) mapSource(ssrc, ts uint32, now time.Time) (uint32, bool) {
 	var slot *outSource
