@@ -199,11 +199,7 @@ func (c *call) route() (string, bool) {
 		status = 480
 	}
 	c.rec.HangupCause = "rejected"
-	if c.answered { // after a captcha: goodbye was played
-		c.byeCaller()
-		return "", false
-	}
-	_ = c.dlg.Respond(status, reasonPhrase(status), nil)
+	c.refuse(status, reasonPhrase(status)) // a BYE after a captcha's goodbye
 	return "", false
 }
 
