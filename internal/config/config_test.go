@@ -241,6 +241,9 @@ func TestParseTarget(t *testing.T) {
 		if err != nil || got.Kind != k {
 			t.Errorf("ParseTarget(%q) = %v, %v; want kind %v", s, got, err, k)
 		}
+		if of := config.TargetOf(s); of != got {
+			t.Errorf("TargetOf(%q) = %v, ParseTarget %v", s, of, got)
+		}
 	}
 	for _, s := range []string{"", "user:", "${}", "${a", "+0123", "+34abc", "sip:a@", "sip:a@h:99999", "a b", "sip:[::1"} {
 		if _, err := config.ParseTarget(s); err == nil {
