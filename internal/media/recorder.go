@@ -14,12 +14,13 @@ const (
 	// recRing is the timeline the Recorder holds in memory (320 ms): audio
 	// is placed there and written once final.
 	recRing = 16 * FrameSamples
-	// recInbox is how many frames Left and Right queue for the writer
-	// goroutine (in each of two buffers): 400 ms of both sides. When the
-	// writer is that far behind, frames are dropped instead of buffered.
-	recInbox = 40
-	// recWakeAt wakes the writer once this many frames wait: it runs about
-	// every 80 ms, not for every packet.
+	// recInbox is how many frames Left and Right queue for the writer,
+	// the batch it is placing included: 480 ms of both sides, so 400 ms
+	// beyond a batch. When the writer is that far behind, frames are
+	// dropped instead of buffered.
+	recInbox = 48
+	// recWakeAt starts the writer once this many frames wait: it runs
+	// about every 80 ms, not for every packet.
 	recWakeAt = 8
 	// recLatency: a position this far behind the newest arrival is final
 	// and written out.
@@ -61,29 +62,38 @@ type recFrame struct {
 // packets and for gaps longer than 60 ms at once.
 //
 // Left and Right only copy the samples into a bounded queue and never
-// block on the file: a writer goroutine places and writes them, 100 ms
-// behind the newest arrival. Memory is fixed (about 40 KiB) however long
-// the call and whatever either side does; if the writer falls 400 ms
-// behind, frames are dropped and counted.
+// block on the file: the writer places and writes them, 100 ms behind the
+// newest arrival. The writer is not a goroutine of its own for the whole
+// call: whenever 80 ms of frames wait and it is not already running, it
+// is started on a new goroutine that ends once the queue is drained, so a
+// recording holds no stack between batches. Memory is fixed (about 30 KiB)
+// however long the call and whatever either side does; if the writer falls
+// 400 ms behind, frames are dropped and counted.
 //
-// Close must be called: it writes what is left, patches the header and
-// stops the writer goroutine. The header is also patched every 0.5 s while
+// Close must be called: it waits for a running writer, writes what is left
+// and patches the header. The header is also patched every 0.5 s while
 // recording, so the file is readable after a crash.
 type Recorder struct {
-	t0   time.Time
-	wake chan struct{}
-	quit chan struct{}
-	done chan struct{}
+	t0 time.Time
 
-	mu      sync.Mutex // guards the fields below
-	inbox   []recFrame // filled by Left and Right, cap recInbox
+	mu sync.Mutex // guards the fields below
+	// writing: a writer goroutine is running (it owns the writer state
+	// below); idle is signalled when it ends.
+	writing bool
+	idle    sync.Cond
+	// The queue: a ring of frames filled by Left and Right at head+queued
+	// and placed by the writer from head, in place. While the writer
+	// places a batch (without the lock), the batch's frames stay counted
+	// in queued, so that Left and Right never write over them.
+	inbox   [recInbox]recFrame
+	head    int
+	queued  int
 	closed  bool
 	dropped uint64
 	err     error
 
-	// Writer state, owned by the writer goroutine (and read by Close
-	// after it ended).
-	spare    []recFrame
+	// Writer state, owned by the running writer goroutine (and by Close
+	// once none is running and none can start).
 	ww       *WAVWriter
 	werr     error // the writer's copy of err
 	ring     [2][recRing]int16
@@ -105,20 +115,13 @@ type Recorder struct {
 // timeline starts now. w is not closed by the Recorder. A failure to write
 // the header is returned by Err and Close, and the audio is then discarded.
 func NewRecorder(w io.WriteSeeker) *Recorder {
-	r := &Recorder{
-		t0:    time.Now(),
-		wake:  make(chan struct{}, 1),
-		quit:  make(chan struct{}),
-		done:  make(chan struct{}),
-		inbox: make([]recFrame, 0, recInbox),
-		spare: make([]recFrame, 0, recInbox),
-	}
+	r := &Recorder{t0: time.Now()}
+	r.idle.L = &r.mu
 	ww, err := NewWAVWriter(w)
 	if err != nil {
 		r.err, r.werr = err, err
 	}
 	r.ww = ww
-	go r.run()
 	return r
 }
 
@@ -152,10 +155,12 @@ func (r *Recorder) Dropped() uint64 {
 func (r *Recorder) Close() (time.Duration, error) {
 	r.closeOnce.Do(func() {
 		r.mu.Lock()
-		r.closed = true
+		r.closed = true // no writer starts from now on
+		for r.writing {
+			r.idle.Wait()
+		}
 		r.mu.Unlock()
-		close(r.quit)
-		<-r.done
+		r.writeBatch(true)
 		r.duration = time.Duration(r.wpos) * time.Second / SampleRate
 		if r.werr == nil {
 			if err := r.ww.Close(); err != nil {
@@ -185,53 +190,63 @@ func (r *Recorder) put(side uint8, samples []int16, at time.Time) {
 	}
 	for len(samples) > 0 {
 		n := min(len(samples), FrameSamples)
-		if len(r.inbox) == cap(r.inbox) {
+		if r.queued == recInbox {
 			r.dropped++
 		} else {
-			r.inbox = r.inbox[:len(r.inbox)+1]
-			f := &r.inbox[len(r.inbox)-1]
+			f := &r.inbox[(r.head+r.queued)%recInbox]
+			r.queued++
 			f.end = end - int64(len(samples)-n)
 			f.side, f.n = side, uint16(n)
 			copy(f.pcm[:], samples[:n])
 		}
 		samples = samples[n:]
 	}
-	pending := len(r.inbox)
+	start := r.queued >= recWakeAt && !r.writing
+	r.writing = r.writing || start
 	r.mu.Unlock()
-	if pending >= recWakeAt {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
+	if start {
+		go r.drain()
 	}
 }
 
-// run is the writer goroutine.
-func (r *Recorder) run() {
-	defer close(r.done)
+// drain is the writer goroutine: it writes batches until fewer than
+// recWakeAt frames wait, then ends.
+func (r *Recorder) drain() {
 	for {
-		final := false
-		select {
-		case <-r.wake:
-		case <-r.quit:
-			final = true
-		}
+		r.writeBatch(false)
 		r.mu.Lock()
-		r.inbox, r.spare = r.spare[:0], r.inbox
-		r.mu.Unlock()
-		for i := range r.spare {
-			r.place(&r.spare[i])
-		}
-		if final {
-			r.flushTo(r.hi)
+		if r.queued < recWakeAt || r.closed {
+			r.writing = false
+			r.idle.Broadcast()
+			r.mu.Unlock()
 			return
 		}
-		r.flushTo(r.maxEnd - recLatency)
-		if r.wpos-r.patched >= recCheckpoint && r.werr == nil {
-			r.patched = r.wpos
-			if err := r.ww.Close(); err != nil { // patches the sizes, stays usable
-				r.fail(err)
-			}
+		r.mu.Unlock()
+	}
+}
+
+// writeBatch places the frames queued and writes out the audio now final
+// (the last batch, by Close: all of it).
+func (r *Recorder) writeBatch(final bool) {
+	r.mu.Lock()
+	head, batch := r.head, r.queued
+	r.mu.Unlock()
+	for i := range batch {
+		r.place(&r.inbox[(head+i)%recInbox])
+	}
+	r.mu.Lock()
+	r.head = (head + batch) % recInbox
+	r.queued -= batch
+	r.mu.Unlock()
+	if final {
+		r.flushTo(r.hi)
+		return
+	}
+	r.flushTo(r.maxEnd - recLatency)
+	if r.wpos-r.patched >= recCheckpoint && r.werr == nil {
+		r.patched = r.wpos
+		if err := r.ww.Close(); err != nil { // patches the sizes, stays usable
+			r.fail(err)
 		}
 	}
 }

@@ -238,7 +238,7 @@ func simulate(t *testing.T, arrivals []arrival) (left, right []int16, rec *Recor
 func (r *Recorder) pending() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.inbox)
+	return r.queued
 }
 
 // merge sorts two sides' arrivals by time (a stable merge).
@@ -399,8 +399,8 @@ func TestRecorderNeverBlocks(t *testing.T) {
 		t.Error("nothing dropped while stuck")
 	}
 	rec.mu.Lock()
-	if c := cap(rec.inbox); c != recInbox {
-		t.Errorf("queue grew to %d frames", c)
+	if rec.queued > recInbox {
+		t.Errorf("queue grew to %d frames", rec.queued)
 	}
 	rec.mu.Unlock()
 	close(w.release)
@@ -498,7 +498,7 @@ func TestReadStereoWAVErrors(t *testing.T) {
 }
 
 // TestRecorderMemory measures the memory one recording call holds: the
-// Recorder with its queues and ring, the WAVWriter and the writer
+// Recorder with its queues and ring, the WAVWriter and any writer
 // goroutine's stack.
 func TestRecorderMemory(t *testing.T) {
 	const n = 200
@@ -589,5 +589,37 @@ func BenchmarkRecorderSetup(b *testing.B) {
 		if _, err := rec.Close(); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestRecorderNoIdleGoroutine: between batches a recording holds no
+// goroutine; the writer runs only while frames wait.
+func TestRecorderNoIdleGoroutine(t *testing.T) {
+	before := runtime.NumGoroutine()
+	rec := NewRecorder(&nullSeeker{})
+	pcm := frameOf(Sine(1000))
+	for k := range 20 {
+		at := rec.t0.Add(time.Duration(k+1) * FrameDuration)
+		rec.put(0, pcm, at)
+		rec.put(1, pcm, at)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		rec.mu.Lock()
+		idle := !rec.writing && rec.queued < recWakeAt
+		rec.mu.Unlock()
+		if idle && runtime.NumGoroutine() <= before {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d goroutines with the queue drained, %d before the recording", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := rec.Close(); l != 400*time.Millisecond {
+		t.Errorf("recorded %v of 400 ms", l)
 	}
 }

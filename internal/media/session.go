@@ -67,7 +67,6 @@ type Session struct {
 	recv    recvStats
 
 	wmu     sync.Mutex // outgoing stream
-	wbuf    []byte
 	ssrc    uint32
 	seq     uint16
 	sources [4]outSource
@@ -80,10 +79,19 @@ type Session struct {
 	dropped, rtcpIn, rtcpOut           atomic.Uint64
 	lastIn, lastOut                    atomic.Int64 // unix nanoseconds
 
+	// Key presses signalled outside RTP (SIP INFO) go to digitSink, whoever
+	// reads the session now (a Channel or a Bridge); while nobody does they
+	// wait in pendingDigits, as RTP waits in the socket.
+	digitMu       sync.Mutex
+	digitSink     func(rune)
+	pendingDigits []rune
+
 	closed    atomic.Bool
 	closeOnce sync.Once
-	done      chan struct{}
-	wg        sync.WaitGroup
+
+	rtcpMu    sync.Mutex // one RTCP tick at a time, and none after Close
+	rtcpTimer *time.Timer
+	rtcpOOB   []byte // control messages of a received RTCP packet (its arrival time)
 }
 
 // outSource maps one writer's timestamps onto the session's outgoing timeline.
@@ -131,11 +139,9 @@ func (a *PortAllocator) NewSession(cfg SessionConfig) (*Session, error) {
 		interval: cfg.RTCPInterval,
 		epoch:    time.Now(),
 		rbuf:     make([]byte, maxPacketSize),
-		wbuf:     make([]byte, maxPacketSize),
 		ssrc:     randUint32(),
 		seq:      uint16(randUint32()),
 		refTS:    randUint32(),
-		done:     make(chan struct{}),
 	}
 	s.refTime = s.epoch
 	if s.cname == "" {
@@ -144,12 +150,10 @@ func (a *PortAllocator) NewSession(cfg SessionConfig) (*Session, error) {
 	if s.interval == 0 {
 		s.interval = defaultRTCPInterval
 	}
-	s.wg.Add(1)
-	go s.readRTCP()
-	if s.interval > 0 {
-		s.wg.Add(1)
-		go s.sendReports()
-	}
+	enableArrivalTimes(s.rtcpConn)
+	s.rtcpMu.Lock()
+	s.rtcpTimer = time.AfterFunc(s.rtcpPeriod(), s.rtcpTick)
+	s.rtcpMu.Unlock()
 	return s, nil
 }
 
@@ -337,6 +341,10 @@ func (s *Session) arrival(now time.Time) uint32 {
 	return uint32(int64(now.Sub(s.epoch)) * SampleRate / int64(time.Second))
 }
 
+// writeBufs are WriteRTP's packet buffers: a packet is built and sent in
+// one call, so a few shared buffers do instead of one per session.
+var writeBufs = sync.Pool{New: func() any { return new([maxPacketSize]byte) }}
+
 // WriteRTP sends pkt to the remote. The session rewrites the header into
 // its own outgoing stream: its SSRC, a continuous sequence number, and a
 // timestamp on one timeline. Each writer is told apart by pkt.SSRC; a writer
@@ -368,15 +376,18 @@ func (s *Session) WriteRTP(pkt *rtp.Packet) error {
 		Timestamp:      ts,
 		SSRC:           s.ssrc,
 	}
-	n, err := h.MarshalTo(s.wbuf)
+	bp := writeBufs.Get().(*[maxPacketSize]byte)
+	defer writeBufs.Put(bp)
+	wbuf := bp[:]
+	n, err := h.MarshalTo(wbuf)
 	if err != nil {
 		return fmt.Errorf("media: marshal rtp: %w", err)
 	}
-	if len(pkt.Payload) > len(s.wbuf)-n {
+	if len(pkt.Payload) > len(wbuf)-n {
 		return fmt.Errorf("media: rtp payload of %d bytes too large", len(pkt.Payload))
 	}
-	n += copy(s.wbuf[n:], pkt.Payload)
-	if _, err := s.rtpConn.WriteToUDPAddrPort(s.wbuf[:n], dst); err != nil {
+	n += copy(wbuf[n:], pkt.Payload)
+	if _, err := s.rtpConn.WriteToUDPAddrPort(wbuf[:n], dst); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return ErrClosed
 		}
@@ -454,6 +465,35 @@ func (s *Session) timelineAt(now time.Time) uint32 {
 	return s.refTS + uint32(int64(now.Sub(s.refTime))*SampleRate/int64(time.Second))
 }
 
+// SignalDTMF hands a key press that arrived outside RTP (a SIP INFO
+// application/dtmf-relay) to the session's current reader, as if it had
+// come as a telephone-event. While nobody reads the session, up to
+// DigitBuffer presses wait for the next reader; later ones are dropped.
+func (s *Session) SignalDTMF(d rune) {
+	s.digitMu.Lock()
+	defer s.digitMu.Unlock()
+	if s.digitSink != nil {
+		s.digitSink(d)
+	} else if len(s.pendingDigits) < DigitBuffer {
+		s.pendingDigits = append(s.pendingDigits, d)
+	}
+}
+
+// setDigitSink makes fn the receiver of SignalDTMF (nil: none) and hands it
+// the presses that were waiting.
+func (s *Session) setDigitSink(fn func(rune)) {
+	s.digitMu.Lock()
+	defer s.digitMu.Unlock()
+	s.digitSink = fn
+	if fn == nil {
+		return
+	}
+	for _, d := range s.pendingDigits {
+		fn(d)
+	}
+	s.pendingDigits = s.pendingDigits[:0]
+}
+
 // Close stops the session, sends an RTCP BYE and releases its ports. It is
 // idempotent.
 func (s *Session) Close() error {
@@ -461,11 +501,13 @@ func (s *Session) Close() error {
 		s.wmu.Lock()
 		s.closed.Store(true)
 		s.wmu.Unlock()
+		s.rtcpMu.Lock()
+		s.rtcpTimer.Stop()
+		s.readQueuedRTCP() // it may latch where the BYE goes
 		s.sendRTCP(true)
-		close(s.done)
+		s.rtcpMu.Unlock()
 		s.rtpConn.Close()
 		s.rtcpConn.Close()
-		s.wg.Wait()
 		s.alloc.release(s.port)
 	})
 	return nil
@@ -542,57 +584,81 @@ func (r *recvStats) report(now time.Time) rtcp.ReceptionReport {
 	return rr
 }
 
-// readRTCP receives RTCP until Close: it latches the RTCP remote and notes
-// sender reports for the LSR/DLSR fields of ours.
-func (s *Session) readRTCP() {
-	defer s.wg.Done()
-	buf := make([]byte, maxPacketSize)
+// RTCP needs no goroutine of its own. Every interval a timer reads the
+// RTCP packets queued on the socket since the last tick (latching the RTCP
+// remote and noting sender reports for the LSR/DLSR fields of ours, with
+// the kernel's arrival time where the OS gives it) and then sends our
+// report, so a report always goes where the packets read so far say. A
+// reader goroutine and a sender goroutine per session used to do this:
+// two stacks per session for a packet every few seconds.
+
+// rtcpPeriod is how often queued RTCP is read: the report interval, or the
+// default when reports are off.
+func (s *Session) rtcpPeriod() time.Duration {
+	if s.interval > 0 {
+		return s.interval
+	}
+	return defaultRTCPInterval
+}
+
+func (s *Session) rtcpTick() {
+	s.rtcpMu.Lock()
+	defer s.rtcpMu.Unlock()
+	if s.closed.Load() {
+		return
+	}
+	s.readQueuedRTCP()
+	if s.interval > 0 {
+		s.sendRTCP(false)
+	}
+	s.rtcpTimer.Reset(s.rtcpPeriod())
+}
+
+// rtcpBufs are the buffers RTCP is read into, only while a tick runs.
+var rtcpBufs = sync.Pool{New: func() any { return new([maxPacketSize]byte) }}
+
+// readQueuedRTCP handles every RTCP packet waiting on the socket, without
+// blocking. Caller holds rtcpMu.
+func (s *Session) readQueuedRTCP() {
+	bp := rtcpBufs.Get().(*[maxPacketSize]byte)
+	defer rtcpBufs.Put(bp)
 	for {
-		n, from, err := s.rtcpConn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || s.closed.Load() {
-				return
-			}
-			continue
-		}
-		from = unmap(from)
-		s.mu.Lock()
-		ok := !s.rtcpLatched || from == s.remoteRTCP
-		if ok && !s.rtcpLatched {
-			s.remoteRTCP, s.rtcpLatched = from, true
-		}
-		s.mu.Unlock()
+		n, from, at, ok := s.readRTCPNow(bp[:])
 		if !ok {
+			return
+		}
+		if !from.IsValid() {
 			s.dropped.Add(1)
 			continue
 		}
-		pkts, err := rtcp.Unmarshal(buf[:n])
-		if err != nil {
-			s.dropped.Add(1)
-			continue
-		}
-		s.rtcpIn.Add(1)
-		for _, p := range pkts {
-			if sr, ok := p.(*rtcp.SenderReport); ok {
-				s.statsMu.Lock()
-				s.recv.lastSR = uint32(sr.NTPTime >> 16)
-				s.recv.lastSRAt = time.Now()
-				s.statsMu.Unlock()
-			}
-		}
+		s.handleRTCP(bp[:n], unmap(from), at)
 	}
 }
 
-func (s *Session) sendReports() {
-	defer s.wg.Done()
-	t := time.NewTicker(s.interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.done:
-			return
-		case <-t.C:
-			s.sendRTCP(false)
+// handleRTCP latches the RTCP remote and notes sender reports.
+func (s *Session) handleRTCP(b []byte, from netip.AddrPort, at time.Time) {
+	s.mu.Lock()
+	ok := !s.rtcpLatched || from == s.remoteRTCP
+	if ok && !s.rtcpLatched {
+		s.remoteRTCP, s.rtcpLatched = from, true
+	}
+	s.mu.Unlock()
+	if !ok {
+		s.dropped.Add(1)
+		return
+	}
+	pkts, err := rtcp.Unmarshal(b)
+	if err != nil {
+		s.dropped.Add(1)
+		return
+	}
+	s.rtcpIn.Add(1)
+	for _, p := range pkts {
+		if sr, ok := p.(*rtcp.SenderReport); ok {
+			s.statsMu.Lock()
+			s.recv.lastSR = uint32(sr.NTPTime >> 16)
+			s.recv.lastSRAt = at
+			s.statsMu.Unlock()
 		}
 	}
 }
