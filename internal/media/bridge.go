@@ -61,10 +61,16 @@ type Leg struct {
 type Bridge struct {
 	legs    [2]Leg
 	log     *slog.Logger
-	players [2]*Player
+	players [2]*Player // made on first use; guarded by mu
 	muted   [2]atomic.Int32
 	taps    [2]atomic.Pointer[func([]int16)]
-	dtmf    [2]atomic.Pointer[func(rune)]
+	dtmf    [2]atomic.Pointer[dtmfHandler]
+
+	// SIP INFO digits being sent on as telephone-events; after Close no
+	// more are (sigMu is never held with mu).
+	sigMu     sync.Mutex
+	sigClosed bool
+	signalled sync.WaitGroup
 
 	mu      sync.Mutex
 	started bool
@@ -88,11 +94,7 @@ func NewBridge(a, b Leg, log *slog.Logger) (*Bridge, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	br := &Bridge{legs: [2]Leg{a, b}, log: log, done: make(chan struct{})}
-	for i, l := range br.legs {
-		br.players[i] = NewPlayer(l.Session, l.Codec, l.PayloadType)
-	}
-	return br, nil
+	return &Bridge{legs: [2]Leg{a, b}, log: log, done: make(chan struct{})}, nil
 }
 
 // Start relays in both directions until ctx ends, Close is called or a
@@ -105,20 +107,23 @@ func (b *Bridge) Start(ctx context.Context) {
 	}
 	b.started = true
 	ctx, b.cancel = context.WithCancel(ctx)
-	var wg sync.WaitGroup
 	for _, from := range []Side{SideA, SideB} {
-		wg.Add(1)
+		b.legs[from].Session.setDigitSink(func(d rune) { b.signal(ctx, from, d) })
+	}
+	// The relay that ends last closes done: no goroutine just to wait.
+	cancel := b.cancel
+	var running atomic.Int32
+	running.Store(2)
+	for _, from := range []Side{SideA, SideB} {
 		r := b.newRelay(from)
 		go func() {
-			defer wg.Done()
 			r.run(ctx)
+			if running.Add(-1) == 0 {
+				cancel()
+				close(b.done)
+			}
 		}()
 	}
-	go func() {
-		wg.Wait()
-		b.cancel()
-		close(b.done)
-	}()
 }
 
 // Done is closed when both relay goroutines have ended.
@@ -139,8 +144,45 @@ func (b *Bridge) Close() error {
 		cancel()
 	}
 	<-b.done
+	for _, l := range b.legs {
+		l.Session.setDigitSink(nil)
+	}
+	b.sigMu.Lock()
+	b.sigClosed = true
+	b.sigMu.Unlock()
+	b.signalled.Wait()
 	return nil
 }
+
+// signal handles a key press signalled outside RTP on leg from (SIP INFO):
+// the DTMF handler sees it like a telephone-event, and it goes on to the
+// other leg as RFC 4733 events when that leg negotiated them.
+func (b *Bridge) signal(ctx context.Context, from Side, d rune) {
+	if h := b.dtmf[from].Load(); h != nil {
+		h.fn(d)
+		if h.consume {
+			return
+		}
+	}
+	to := b.legs[from.Other()]
+	if to.EventPT == 0 {
+		return
+	}
+	b.sigMu.Lock()
+	defer b.sigMu.Unlock()
+	if b.sigClosed {
+		return
+	}
+	b.signalled.Add(1)
+	go func() {
+		defer b.signalled.Done()
+		_ = SendDTMF(ctx, to.Session, to.EventPT, d, signalledDuration)
+	}()
+}
+
+// signalledDuration is how long a key press signalled without a duration
+// lasts when it is sent on as telephone-events.
+const signalledDuration = 100 * time.Millisecond
 
 // SetTap attaches fn to the audio received from leg from, as 8 kHz linear
 // PCM, for recording or in-band detection; nil detaches. fn runs on the relay
@@ -154,15 +196,31 @@ func (b *Bridge) SetTap(from Side, fn func(linear []int16)) {
 	b.taps[from].Store(&fn)
 }
 
+// dtmfHandler is what a leg's key presses go to.
+type dtmfHandler struct {
+	fn      func(rune)
+	consume bool // the presses are not passed on to the other leg
+}
+
 // SetDTMFHandler attaches fn to the telephone-events received from leg
 // from: it is called once per key press, on the relay goroutine, and must
 // not block. nil detaches. Events are passed through all the same.
 func (b *Bridge) SetDTMFHandler(from Side, fn func(digit rune)) {
+	b.setDTMF(from, fn, false)
+}
+
+// TakeDTMF is SetDTMFHandler for key presses that are Switchboard's: they
+// reach fn and are not passed on to the other leg.
+func (b *Bridge) TakeDTMF(from Side, fn func(digit rune)) {
+	b.setDTMF(from, fn, true)
+}
+
+func (b *Bridge) setDTMF(from Side, fn func(rune), consume bool) {
 	if fn == nil {
 		b.dtmf[from].Store(nil)
 		return
 	}
-	b.dtmf[from].Store(&fn)
+	b.dtmf[from].Store(&dtmfHandler{fn: fn, consume: consume})
 }
 
 // Play stops relaying towards leg to, plays src into it and resumes relaying
@@ -172,7 +230,31 @@ func (b *Bridge) SetDTMFHandler(from Side, fn func(digit rune)) {
 func (b *Bridge) Play(ctx context.Context, to Side, src Source) error {
 	b.muted[to].Add(1)
 	defer b.muted[to].Add(-1)
-	return b.players[to].Play(ctx, src)
+	return b.player(to).Play(ctx, src)
+}
+
+// player is the Player into leg to, made on the first Play: most bridges
+// never play anything.
+func (b *Bridge) player(to Side) *Player {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.players[to] == nil {
+		l := b.legs[to]
+		b.players[to] = NewPlayer(l.Session, l.Codec, l.PayloadType)
+	}
+	return b.players[to]
+}
+
+// PlayBoth plays srcA into leg A and srcB into leg B at once, paced by the
+// calling goroutine alone (the recording notice, which both sides hear),
+// with the relay towards both legs stopped until both have ended; it
+// returns like Play.
+func (b *Bridge) PlayBoth(ctx context.Context, srcA, srcB Source) error {
+	b.muted[SideA].Add(1)
+	b.muted[SideB].Add(1)
+	defer b.muted[SideA].Add(-1)
+	defer b.muted[SideB].Add(-1)
+	return playTogether(ctx, []*Player{b.player(SideA), b.player(SideB)}, []Source{srcA, srcB})
 }
 
 // LastActivity returns the last time an RTP packet arrived on either leg
@@ -186,15 +268,16 @@ func (b *Bridge) LastActivity() time.Time {
 }
 
 // relay moves packets from one leg to the other. Its buffers are reused for
-// every packet.
+// every packet, and allocated only when first needed: most calls never
+// transcode nor tap, and a thousand calls would carry 9 MB of them.
 type relay struct {
 	b        *Bridge
 	fromSide Side
 	from, to Leg
 	in, out  rtp.Packet
 	recv     DTMFReceiver
-	payload  [maxPacketSize]byte
-	pcm      [maxPacketSize]int16
+	payload  []byte  // transcoded audio
+	pcm      []int16 // decoded audio for a tap
 }
 
 func (b *Bridge) newRelay(from Side) *relay {
@@ -216,9 +299,12 @@ func (r *relay) run(ctx context.Context) {
 func (r *relay) process(in *rtp.Packet) bool {
 	pt := in.PayloadType
 	if r.from.EventPT != 0 && pt == r.from.EventPT {
-		if fn := r.b.dtmf[r.fromSide].Load(); fn != nil {
+		if h := r.b.dtmf[r.fromSide].Load(); h != nil {
 			if d, ok := r.recv.Receive(in); ok {
-				(*fn)(d)
+				h.fn(d)
+			}
+			if h.consume {
+				return false
 			}
 		}
 		if r.to.EventPT == 0 {
@@ -241,7 +327,10 @@ func (r *relay) process(in *rtp.Packet) bool {
 		return false
 	}
 	if fn := r.b.taps[r.fromSide].Load(); fn != nil {
-		n := codec.Decode(r.pcm[:], in.Payload)
+		if r.pcm == nil {
+			r.pcm = make([]int16, maxPacketSize)
+		}
+		n := codec.Decode(r.pcm, in.Payload)
 		(*fn)(r.pcm[:n])
 	}
 	r.out.Header = in.Header
@@ -249,7 +338,10 @@ func (r *relay) process(in *rtp.Packet) bool {
 	if codec == r.to.Codec {
 		r.out.Payload = in.Payload
 	} else {
-		n := Transcode(r.payload[:], in.Payload, codec, r.to.Codec)
+		if r.payload == nil {
+			r.payload = make([]byte, maxPacketSize)
+		}
+		n := Transcode(r.payload, in.Payload, codec, r.to.Codec)
 		r.out.Payload = r.payload[:n]
 	}
 	return true

@@ -169,6 +169,95 @@ func TestBridgeDTMFAndTaps(t *testing.T) {
 	r.bridge.SetDTMFHandler(SideA, nil)
 }
 
+// A key press signalled outside RTP (SIP INFO) reaches the DTMF handler and
+// goes on to the other leg as telephone-events; after Close nobody gets it.
+func TestBridgeSignalledDTMF(t *testing.T) {
+	r := newCallRig(t,
+		Leg{Codec: PCMU, PayloadType: PayloadTypePCMU},
+		Leg{Codec: PCMA, PayloadType: PayloadTypePCMA, EventPT: 96})
+	ctx := timeout(t, 10*time.Second)
+	digits := make(chan rune, 10)
+	r.bridge.SetDTMFHandler(SideA, func(d rune) { digits <- d })
+	r.legA.SignalDTMF('0') // before the bridge starts: waits for it
+	r.bridge.Start(ctx)
+	for i, d := range "05" {
+		if i > 0 {
+			r.legA.SignalDTMF(d)
+		}
+		var recv DTMFReceiver
+		var p rtp.Packet
+		got := rune(0)
+		for got == 0 {
+			if err := r.phoneB.ReadRTP(ctx, &p); err != nil {
+				t.Fatalf("phone B: %v", err)
+			}
+			if p.PayloadType != 96 {
+				t.Fatalf("payload type %d reached B", p.PayloadType)
+			}
+			got, _ = recv.Receive(&p)
+		}
+		if got != d {
+			t.Errorf("B received %c, want %c", got, d)
+		}
+		if h := <-digits; h != d {
+			t.Errorf("handler saw %c, want %c", h, d)
+		}
+	}
+	// B negotiated no events on A's side: its INFO digits reach the handler only.
+	r.bridge.SetDTMFHandler(SideB, func(d rune) { digits <- d })
+	r.legB.SignalDTMF('9')
+	if h := <-digits; h != '9' {
+		t.Errorf("handler B saw %c", h)
+	}
+	r.bridge.Close()
+	r.legA.SignalDTMF('2')
+	select {
+	case d := <-digits:
+		t.Errorf("handler saw %c after Close", d)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TakeDTMF hands the presses to the handler and keeps them from the other
+// leg, RFC 4733 and signalled alike; audio still flows.
+func TestBridgeTakeDTMF(t *testing.T) {
+	r := newCallRig(t,
+		Leg{Codec: PCMU, PayloadType: PayloadTypePCMU, EventPT: 101},
+		Leg{Codec: PCMU, PayloadType: PayloadTypePCMU, EventPT: 101})
+	ctx := timeout(t, 10*time.Second)
+	digits := make(chan rune, 10)
+	r.bridge.TakeDTMF(SideB, func(d rune) { digits <- d })
+	r.bridge.Start(ctx)
+	if err := SendDTMF(ctx, r.phoneB, 101, '0', 60*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	r.legB.SignalDTMF('7')
+	_ = NewPlayer(r.phoneB, PCMU, 0).Play(ctx, Limit(Sine(1000), 200*time.Millisecond))
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	var p rtp.Packet
+	audio := 0
+	for audio < 5 {
+		if err := r.phoneA.ReadRTP(rctx, &p); err != nil {
+			t.Fatalf("phone A: %v (audio %d)", err, audio)
+		}
+		if p.PayloadType != 0 {
+			t.Fatalf("payload type %d reached A: taken presses must not pass", p.PayloadType)
+		}
+		audio++
+	}
+	for _, want := range "07" {
+		select {
+		case d := <-digits:
+			if d != want {
+				t.Errorf("handler saw %c, want %c", d, want)
+			}
+		case <-time.After(time.Second):
+			t.Fatalf("handler did not see %c", want)
+		}
+	}
+}
+
 func TestBridgeDropsEventsWithoutPT(t *testing.T) {
 	r := newCallRig(t,
 		Leg{Codec: PCMU, PayloadType: PayloadTypePCMU, EventPT: 101},
@@ -259,6 +348,55 @@ func containsRun(got, want []float64) bool {
 		}
 	}
 	return i == len(want)
+}
+
+// PlayBoth plays into both legs from one goroutine, each leg its own
+// source (of its own length), then the relay resumes both ways.
+func TestBridgePlayBoth(t *testing.T) {
+	r := newCallRig(t,
+		Leg{Codec: PCMU, PayloadType: PayloadTypePCMU},
+		Leg{Codec: PCMA, PayloadType: PayloadTypePCMA})
+	ctx := timeout(t, 10*time.Second)
+	r.bridge.Start(ctx)
+	before := runtime.NumGoroutine()
+	if err := r.bridge.PlayBoth(ctx, Limit(Sine(425), 300*time.Millisecond), Limit(Sine(1500), 500*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("goroutines %d -> %d", before, after)
+	}
+	heard := func(s *Session, codec Codec, pt uint8, n int) []int16 {
+		t.Helper()
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		var out []int16
+		var p rtp.Packet
+		pcm := make([]int16, 1500)
+		for len(out) < n {
+			if err := s.ReadRTP(rctx, &p); err != nil {
+				t.Fatalf("read: %v after %d samples", err, len(out))
+			}
+			if p.PayloadType != pt {
+				t.Fatalf("payload type %d", p.PayloadType)
+			}
+			k := codec.Decode(pcm, p.Payload)
+			out = append(out, pcm[:k]...)
+		}
+		return out
+	}
+	a := heard(r.phoneA, PCMU, 0, 300*8)
+	b := heard(r.phoneB, PCMA, 8, 500*8)
+	if f, _ := DominantFrequency(a, toneCandidates); f != 425 {
+		t.Errorf("A heard %v Hz", f)
+	}
+	if f, _ := DominantFrequency(b, []float64{425, 1000, 1500}); f != 1500 {
+		t.Errorf("B heard %v Hz", f)
+	}
+	// The relay runs again towards both legs.
+	go func() { _ = NewPlayer(r.phoneA, PCMU, 0).Play(ctx, Limit(Sine(1000), 300*time.Millisecond)) }()
+	if f, _ := DominantFrequency(heard(r.phoneB, PCMA, 8, 1600), toneCandidates); f != 1000 {
+		t.Errorf("after PlayBoth B heard %v Hz, want A's 1000", f)
+	}
 }
 
 func TestBridgeStops(t *testing.T) {

@@ -70,7 +70,7 @@ type Channel struct {
 	pkt      rtp.Packet
 	recv     DTMFReceiver
 	pcm      [maxPacketSize]int16
-	flooding bool // digits are being dropped; logged once per episode
+	flooding atomic.Bool // digits are being dropped; logged once per episode
 }
 
 // playback is one Play in progress.
@@ -114,6 +114,7 @@ func (c *Channel) Start(ctx context.Context) {
 	}
 	c.running, c.stopped = true, false
 	ctx, c.cancel = context.WithCancel(ctx)
+	c.sess.setDigitSink(c.deliver)
 	done := make(chan struct{})
 	c.done = done
 	go c.read(ctx, done)
@@ -135,6 +136,7 @@ func (c *Channel) Stop() {
 	cancel, done := c.cancel, c.done
 	c.running, c.cancel = false, nil
 	c.mu.Unlock()
+	c.sess.setDigitSink(nil)
 	if cancel != nil {
 		c.lingerForPress(done)
 		cancel()
@@ -160,7 +162,8 @@ func (c *Channel) lingerForPress(done <-chan struct{}) {
 	}
 }
 
-// Digits delivers the DTMF digits received, one per key press. The channel
+// Digits delivers the DTMF digits received, one per key press, whether as
+// telephone-events or through Session.SignalDTMF (SIP INFO). The channel
 // is never closed. It holds DigitBuffer digits; when nobody reads them
 // further digits are dropped rather than blocking the reader.
 func (c *Channel) Digits() <-chan rune { return c.digits }
@@ -273,11 +276,10 @@ func (c *Channel) handle(pkt *rtp.Packet) {
 func (c *Channel) deliver(d rune) {
 	select {
 	case c.digits <- d:
-		c.flooding = false
+		c.flooding.Store(false)
 	default:
 		n := c.dropped.Add(1)
-		if !c.flooding {
-			c.flooding = true
+		if !c.flooding.Swap(true) {
 			c.log.Warn("dtmf digits dropped: nobody reads them", "digit", string(d), "dropped_total", n)
 		}
 	}

@@ -60,6 +60,33 @@ func TestChannelDigits(t *testing.T) {
 	}
 }
 
+// Digits signalled outside RTP (SIP INFO) arrive on Digits while the
+// Channel reads the session, even on a leg without telephone-events; those
+// signalled while nobody reads wait for the next reader.
+func TestChannelSignalledDigits(t *testing.T) {
+	_, leg, ch := channelRig(t, PCMA, 0)
+	ctx := timeout(t, 10*time.Second)
+	leg.SignalDTMF('5')
+	ch.Start(ctx)
+	leg.SignalDTMF('*')
+	for _, d := range "5*" {
+		if got, ok := nextDigit(ch, time.Second); !ok || got != d {
+			t.Errorf("got %q (%v), want %c", got, ok, d)
+		}
+	}
+	ch.Stop()
+	leg.SignalDTMF('1')
+	if d, ok := nextDigit(ch, 100*time.Millisecond); ok {
+		t.Errorf("digit %c delivered after Stop", d)
+	}
+	ch2 := NewChannel(leg, PCMA, PayloadTypePCMA, 0, nil)
+	ch2.Start(ctx)
+	defer ch2.Stop()
+	if got, ok := nextDigit(ch2, time.Second); !ok || got != '1' {
+		t.Errorf("the next reader got %q (%v), want 1", got, ok)
+	}
+}
+
 func TestChannelPlay(t *testing.T) {
 	phone, _, ch := channelRig(t, PCMA, 101)
 	ctx := timeout(t, 10*time.Second)

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/pion/rtp"
@@ -202,4 +204,42 @@ func SendDTMF(ctx context.Context, w RTPWriter, pt uint8, digit rune, duration t
 		}
 	}
 	return nil
+}
+
+// ParseDTMFInfo reads the key press of a SIP INFO body: contentType
+// "application/dtmf-relay" ("Signal=5" and "Duration=160" lines, as Cisco
+// and most phones send) or "application/dtmf" (the digit alone). Signal
+// may be a digit (0-9, *, #, A-D) or its RFC 4733 event code (10 for *).
+func ParseDTMFInfo(contentType string, body []byte) (rune, error) {
+	if len(body) > 1024 {
+		return 0, fmt.Errorf("%s body: %d bytes, too long", contentType, len(body))
+	}
+	text := string(body)
+	if contentType == "application/dtmf" {
+		return parseSignal(contentType, strings.TrimSpace(text))
+	}
+	for i, line := range strings.Split(text, "\n") {
+		key, value, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if !ok {
+			continue // blank lines; Duration without a value is not ours to judge
+		}
+		if strings.EqualFold(strings.TrimSpace(key), "signal") {
+			return parseSignal(fmt.Sprintf("%s body line %d", contentType, i+1), strings.TrimSpace(value))
+		}
+	}
+	return 0, fmt.Errorf("%s body: no Signal= line", contentType)
+}
+
+func parseSignal(where, s string) (rune, error) {
+	if n, err := strconv.Atoi(s); err == nil && n >= 10 && n <= 15 {
+		d, _ := EventToDigit(uint8(n))
+		return d, nil
+	}
+	if r := []rune(s); len(r) == 1 {
+		if ev, ok := DigitToEvent(r[0]); ok {
+			d, _ := EventToDigit(ev)
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("%s: signal %q is not a DTMF digit", where, s)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -243,5 +244,52 @@ func FuzzDTMF(f *testing.F) {
 			}
 		}
 		_, _ = r.Receive(p)
+	})
+}
+
+func TestParseDTMFInfo(t *testing.T) {
+	for _, tc := range []struct {
+		ct, body string
+		want     rune
+		err      string
+	}{
+		{"application/dtmf-relay", "Signal=5\r\nDuration=160\r\n", '5', ""},
+		{"application/dtmf-relay", "signal = #\nDuration= 250", '#', ""},
+		{"application/dtmf-relay", "Signal=11\r\n", '#', ""},
+		{"application/dtmf-relay", "Signal=b", 'B', ""},
+		{"application/dtmf-relay", "\r\nSignal=*\r\n", '*', ""},
+		{"application/dtmf", "7\r\n", '7', ""},
+		{"application/dtmf", "10", '*', ""},
+		{"application/dtmf-relay", "Duration=160", 0, "no Signal= line"},
+		{"application/dtmf-relay", "Duration=160\nSignal=x", 0, "body line 2: signal \"x\" is not a DTMF digit"},
+		{"application/dtmf-relay", "Signal=16", 0, "not a DTMF digit"},
+		{"application/dtmf", "", 0, "not a DTMF digit"},
+		{"application/dtmf", strings.Repeat("1", 2000), 0, "too long"},
+	} {
+		got, err := ParseDTMFInfo(tc.ct, []byte(tc.body))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s %q: err %v, want %q", tc.ct, tc.body, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || got != tc.want {
+			t.Errorf("%s %q: %q, %v; want %q", tc.ct, tc.body, got, err, tc.want)
+		}
+	}
+}
+
+func FuzzDTMFInfo(f *testing.F) {
+	f.Add("application/dtmf-relay", []byte("Signal=5\r\nDuration=160\r\n"))
+	f.Add("application/dtmf", []byte("#"))
+	f.Add("application/dtmf-relay", []byte("Signal=\xff"))
+	f.Fuzz(func(t *testing.T, ct string, body []byte) {
+		d, err := ParseDTMFInfo(ct, body)
+		if err != nil {
+			return
+		}
+		if _, ok := DigitToEvent(d); !ok {
+			t.Fatalf("%q: returned %q, not a digit", body, d)
+		}
 	})
 }

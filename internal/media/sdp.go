@@ -103,7 +103,7 @@ func ParseSDP(b []byte) (*RemoteMedia, error) {
 		return nil, fmt.Errorf("%w: empty", ErrMalformedSDP)
 	}
 	var sd sdp.SessionDescription
-	if err := sd.Unmarshal(b); err != nil {
+	if err := sd.Unmarshal(withoutImage(b)); err != nil {
 		return nil, fmt.Errorf("%w: %s", ErrMalformedSDP, strings.TrimPrefix(err.Error(), "sdp: "))
 	}
 	var md *sdp.MediaDescription
@@ -180,6 +180,25 @@ func ParseSDP(b []byte) (*RemoteMedia, error) {
 		return nil, err
 	}
 	return rm, nil
+}
+
+// withoutImage drops m=image sections (T.38 offered beside audio), which
+// pion/sdp refuses to parse: only the audio matters here.
+func withoutImage(b []byte) []byte {
+	if !bytes.Contains(b, []byte("m=image")) {
+		return b
+	}
+	var out []byte
+	skip := false
+	for _, line := range bytes.SplitAfter(b, []byte("\n")) {
+		if rest, ok := bytes.CutPrefix(line, []byte("m=")); ok {
+			skip = bytes.HasPrefix(rest, []byte("image "))
+		}
+		if !skip {
+			out = append(out, line...)
+		}
+	}
+	return out
 }
 
 func directionAttr(attrs []sdp.Attribute) (MediaDirection, bool) {

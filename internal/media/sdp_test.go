@@ -73,6 +73,15 @@ func TestParseSDP(t *testing.T) {
 		sdp   []byte
 		check func(t *testing.T, m *RemoteMedia)
 	}{
+		{"a gateway offering T.38 beside audio", sdpLines(
+			"v=0", "o=gw 1 1 IN IP4 10.0.0.7", "s=-", "c=IN IP4 10.0.0.7", "t=0 0",
+			"m=image 4002 udptl t38", "a=T38FaxVersion:0",
+			"m=audio 4000 RTP/AVP 8",
+		), func(t *testing.T, m *RemoteMedia) {
+			if m.Port != 4000 || m.Formats[0].Codec != PCMA {
+				t.Errorf("%+v", m)
+			}
+		}},
 		{"linphone-like, dynamic PTs, media-level c=", sdpLines(
 			"v=0", "o=alice 123 456 IN IP4 10.0.0.5", "s=Talk", "t=0 0",
 			"m=audio 7078 RTP/AVP 96 97 8 0 101 13",

@@ -281,3 +281,30 @@ func DominantFrequency(samples []int16, candidates []float64) (float64, bool) {
 	}
 	return best, true
 }
+
+// HoldMusic is a soft four-note chime in a loop, the music of a park lot or
+// a hold without a prompt of its own.
+func HoldMusic() Source { return &holdMusic{} }
+
+var holdNotes = [...]float64{523.25, 659.25, 783.99, 659.25} // C5 E5 G5 E5
+
+const holdNote = 400 * time.Millisecond
+
+type holdMusic struct {
+	note int
+	cur  Source
+}
+
+func (h *holdMusic) ReadFrame(dst []int16) (int, error) {
+	for {
+		if h.cur == nil {
+			f := holdNotes[h.note%len(holdNotes)]
+			h.cur = NewTone(ToneSpec{Freqs: []float64{f}, On: holdNote - 50*time.Millisecond, Off: 50 * time.Millisecond, Once: true, Level: 0.15})
+			h.note++
+		}
+		if n, err := h.cur.ReadFrame(dst); n > 0 || err == nil {
+			return n, nil
+		}
+		h.cur = nil
+	}
+}

@@ -207,3 +207,25 @@ func BenchmarkDetectTone800(b *testing.B) {
 		DetectTone(s, 425)
 	}
 }
+
+func TestHoldMusicLoopsItsNotes(t *testing.T) {
+	src := HoldMusic()
+	buf := make([]int16, 8*SampleRate/10*5) // 4 s: ten 400 ms notes
+	n, err := src.ReadFrame(buf)
+	for n < len(buf) && err == nil {
+		var m int
+		m, err = src.ReadFrame(buf[n:])
+		n += m
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	note := int(holdNote.Seconds() * SampleRate)
+	for i := range 10 {
+		want := holdNotes[i%len(holdNotes)]
+		block := buf[i*note : i*note+note*3/4]
+		if got, ok := DominantFrequency(block, holdNotes[:]); !ok || got != want {
+			t.Errorf("note %d: %v Hz (%v), want %v", i, got, ok, want)
+		}
+	}
+}
