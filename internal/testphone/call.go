@@ -639,6 +639,16 @@ func (p *Phone) onReinvite(req *sip.Request, tx sip.ServerTransaction) {
 			c.log.Debug("re-invite cseq", "error", err)
 		}
 	}
+	if fn := p.Behavior().OnReoffer; fn != nil && len(req.Body()) > 0 {
+		code, answer := fn(req.Body())
+		res := sip.NewResponseFromRequest(req, code, "Rejected", nil)
+		if code == 200 {
+			res = sip.NewSDPResponseFromRequest(req, answer)
+		}
+		res.AppendHeader(ua.ContactHDR.Clone())
+		_ = tx.Respond(res)
+		return
+	}
 	var sdp []byte
 	var err error
 	if body := req.Body(); len(body) > 0 {
@@ -991,6 +1001,16 @@ const (
 // the payload type the far end negotiated, 100 ms each with 80 ms between
 // them, and returns when they have been sent.
 func (c *Call) SendDTMF(ctx context.Context, digits string) error {
+	return c.sendDTMF(ctx, digits, dtmfDuration, dtmfGap)
+}
+
+// FloodDTMF sends digits as fast as RFC 4733 allows: 40 ms each, back to
+// back (a stuck key, a misbehaving phone, an attack).
+func (c *Call) FloodDTMF(ctx context.Context, digits string) error {
+	return c.sendDTMF(ctx, digits, 40*time.Millisecond, 0)
+}
+
+func (c *Call) sendDTMF(ctx context.Context, digits string, duration, gap time.Duration) error {
 	for _, d := range digits {
 		if _, ok := media.DigitToEvent(d); !ok {
 			return fmt.Errorf("testphone: %q is not a DTMF digit", d)
@@ -1010,12 +1030,12 @@ func (c *Call) SendDTMF(ctx context.Context, digits string) error {
 		if pt == 0 {
 			return ErrNoTelephoneEvent
 		}
-		if i > 0 {
-			if err := sleep(ctx, dtmfGap); err != nil {
+		if i > 0 && gap > 0 {
+			if err := sleep(ctx, gap); err != nil {
 				return err
 			}
 		}
-		if err := media.SendDTMF(ctx, st.sess, pt, d, dtmfDuration); err != nil {
+		if err := media.SendDTMF(ctx, st.sess, pt, d, duration); err != nil {
 			if errors.Is(err, media.ErrClosed) {
 				return ErrCallEnded
 			}
@@ -1221,6 +1241,32 @@ func (c *Call) reinvite(ctx context.Context, dir media.MediaDirection) error {
 	return nil
 }
 
+// Reoffer sends a re-INVITE with body as its SDP offer (a T.38 switch, say),
+// acknowledges a 2xx and returns the final response. The call's audio is
+// left as it was.
+func (c *Call) Reoffer(ctx context.Context, body []byte) (*sip.Response, error) {
+	if !c.IsAnswered() {
+		return nil, ErrNotAnswered
+	}
+	remote, err := c.remoteTarget()
+	if err != nil {
+		return nil, err
+	}
+	req := sip.NewRequest(sip.INVITE, remote)
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody(body)
+	res, err := c.do(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("testphone: re-invite: %w", err)
+	}
+	if res.IsSuccess() {
+		if err := c.writeRequest(sip.NewRequest(sip.ACK, remote)); err != nil {
+			return res, fmt.Errorf("testphone: re-invite ack: %w", err)
+		}
+	}
+	return res, nil
+}
+
 // Refer sends a REFER (blind transfer to target, a sip: URI or a number)
 // within the answered call and returns the final status; a non-2xx status
 // also comes back as a *StatusError.
@@ -1247,6 +1293,49 @@ func (c *Call) Refer(ctx context.Context, target string) (int, error) {
 	}
 	if !r.IsSuccess() {
 		return r.StatusCode, statusError(sip.REFER, r)
+	}
+	return r.StatusCode, nil
+}
+
+// SendInfoDTMF sends digits as SIP INFO requests (application/dtmf-relay,
+// "Signal=5\r\nDuration=100"), the fallback of phones without RFC 4733, one
+// request per digit with dtmfGap between them. A digit the far end does not
+// accept comes back as a *StatusError.
+func (c *Call) SendInfoDTMF(ctx context.Context, digits string) error {
+	for i, d := range digits {
+		if i > 0 {
+			if err := sleep(ctx, dtmfGap); err != nil {
+				return err
+			}
+		}
+		body := fmt.Appendf(nil, "Signal=%c\r\nDuration=%d\r\n", d, dtmfDuration.Milliseconds())
+		if _, err := c.SendInfo(ctx, "application/dtmf-relay", body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SendInfo sends one INFO request with a body within the answered call and
+// returns the final status; a non-2xx status also comes back as a
+// *StatusError.
+func (c *Call) SendInfo(ctx context.Context, contentType string, body []byte) (int, error) {
+	if !c.IsAnswered() {
+		return 0, ErrNotAnswered
+	}
+	remote, err := c.remoteTarget()
+	if err != nil {
+		return 0, err
+	}
+	req := sip.NewRequest(sip.INFO, remote)
+	req.AppendHeader(sip.NewHeader("Content-Type", contentType))
+	req.SetBody(body)
+	r, err := c.do(ctx, req)
+	if err != nil {
+		return 0, fmt.Errorf("testphone: info: %w", err)
+	}
+	if !r.IsSuccess() {
+		return r.StatusCode, statusError(sip.INFO, r)
 	}
 	return r.StatusCode, nil
 }

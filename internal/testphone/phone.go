@@ -161,6 +161,10 @@ type Behavior struct {
 	// sends Play from then on, before any answer: a carrier's ringback or
 	// announcement. (Without SDP in the INVITE it rings with 180 instead.)
 	EarlyMedia bool
+	// OnReoffer, when set, answers every re-INVITE with SDP of an answered
+	// call: the status and, for 200, the SDP answer (a fax machine
+	// accepting T.38). The call's audio is left as it was.
+	OnReoffer func(offer []byte) (code int, answer []byte)
 }
 
 // Tone returns a Behavior.Play that sends a continuous tone of freqs.
