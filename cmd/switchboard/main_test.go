@@ -240,6 +240,8 @@ func TestDemo(t *testing.T) {
 		"forwarded; rang pstn +34600000009 (answered)",
 		"forwarded; rang pstn +447700900123 (answered)",
 		"not_found (SIP 404)",
+		"IVR: the caller presses 2 (support)          +34600111222 -> +34910000000: routed; rang alice (answered); answered by user:alice",
+		"IVR: 3 parks the call; bob dials orbit 701   +34600111333 -> +34910000000: routed; answered by user:bob",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
@@ -253,9 +255,10 @@ func TestServeHTTPEndpoints(t *testing.T) {
 	type up struct{ http net.Addr }
 	started := make(chan up, 1)
 	done := make(chan error, 1)
+	db := "sqlite:" + filepath.Join(t.TempDir(), "sb.db")
 	go func() {
 		done <- serve(ctx, serveOptions{
-			db: "sqlite:" + filepath.Join(t.TempDir(), "sb.db"), sip: "127.0.0.1:0", http: "127.0.0.1:0",
+			db: db, sip: "127.0.0.1:0", http: "127.0.0.1:0",
 			config: sample, rtpPorts: "41000-41099", drain: time.Second, rtpTimeout: time.Minute,
 		}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(_ *sipserver.Server, h net.Addr) { started <- up{h} })
 	}()
@@ -287,6 +290,26 @@ func TestServeHTTPEndpoints(t *testing.T) {
 		if !strings.Contains(body, m) {
 			t.Errorf("/metrics (%d) lacks %q:\n%s", code, m, body)
 		}
+	}
+	// The REST API is served, behind its tokens.
+	code, token, stderr := sb(t, "token", "create", "--account", "acme", "--db", db)
+	if code != 0 {
+		t.Fatalf("token create: %d %s", code, stderr)
+	}
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", 401}, {strings.TrimSpace(token), 404}} {
+		req, _ := http.NewRequest(http.MethodPut, "http://"+u.http.String()+"/api/v1/acme/calls/x/variables/dest", strings.NewReader(`{"value":"1"}`))
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil || res.StatusCode != tc.want {
+			t.Errorf("PUT a variable (token %q): %v %v, want %d", tc.token, res, err, tc.want)
+			continue
+		}
+		res.Body.Close()
 	}
 	cancel()
 	select {

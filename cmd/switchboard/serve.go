@@ -144,7 +144,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 	if err != nil {
 		return fmt.Errorf("http listen %s: %w", o.http, err)
 	}
-	hs := &http.Server{Handler: api.NewHandler(api.Options{Ready: srv.Ready, Metrics: reg, Pprof: o.pprof}), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: api.NewHandler(api.Options{Ready: srv.Ready, Metrics: reg, Pprof: o.pprof, Tokens: st, Calls: liveCalls{srv}}), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("http server", "err", err)
@@ -172,4 +172,15 @@ func parsePortRange(s string) (int, int, error) {
 		return 0, 0, fmt.Errorf("%q is not a port range such as 10000-20000", s)
 	}
 	return lo, hi, nil
+}
+
+// liveCalls is the API's view of the calls in progress: the server's call
+// engine, which exists once the server runs.
+type liveCalls struct{ srv *sipserver.Server }
+
+func (l liveCalls) SetVariable(account, id, name, value string) error {
+	if e := l.srv.Engine(); e != nil {
+		return e.SetVariable(account, id, name, value)
+	}
+	return call.ErrNoCall
 }

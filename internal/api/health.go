@@ -12,9 +12,13 @@ type Options struct {
 	Ready   func() bool  // readiness: listeners up, configuration loaded, not draining
 	Metrics http.Handler // Prometheus text exposition
 	Pprof   bool         // serve /debug/pprof/ (profiling under load)
+	// Tokens and Calls enable the REST API under /api/v1/ (nil: not served).
+	Tokens Tokens
+	Calls  LiveCalls
 }
 
-// NewHandler returns the HTTP handler: /healthz, /readyz and /metrics.
+// NewHandler returns the HTTP handler: /healthz, /readyz, /metrics and the
+// REST API.
 func NewHandler(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -32,6 +36,9 @@ func NewHandler(o Options) http.Handler {
 	})
 	if o.Metrics != nil {
 		mux.Handle("GET /metrics", o.Metrics)
+	}
+	if o.Tokens != nil && o.Calls != nil {
+		mux.HandleFunc("PUT /api/v1/{account}/calls/{id}/variables/{name}", authorized(o.Tokens, putVariable(o.Calls)))
 	}
 	if o.Pprof {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)

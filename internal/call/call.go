@@ -31,7 +31,11 @@ type Inbound struct {
 	Route *routing.Request
 	// Target is set instead for a call from a registered user who dialled an
 	// extension, a code or an external number; Trace says how it was resolved.
-	Target     string
+	Target string
+	// Pickup is set instead when the user dialled a park orbit: the call
+	// picks up the call waiting there.
+	Pickup     string
+	User       string // the registered user placing the call (user calls)
 	CallerID   string // the caller's number as presented onwards (user calls)
 	CallerName string
 	Trace      []string
@@ -49,6 +53,7 @@ type call struct {
 	log  *slog.Logger
 	rec  store.CallRecord
 	dlg  *sipgo.DialogServerSession
+	peer *peer // the caller's dialog as in-dialog requests find it
 	sess *media.Session
 	neg  media.Negotiation
 	// number is the called number's configuration (nil for user calls).
@@ -59,14 +64,26 @@ type call struct {
 	// answer is our SDP answer to the caller, made once: the 183 of early
 	// media and the 200 carry the same one.
 	answer   []byte
-	answered bool              // the caller has our 200
-	vars     map[string]string // call variables: IVR input, the API
-	early    *ringback         // the ringing sound we play to the caller, if any
+	sdp      sdpOrigin // our o= line towards the caller
+	answered bool      // the caller has our 200
+	vars     variables // call variables: IVR input, the API
+	early    *ringback // the ringing sound we play to the caller, if any
 	recorder *recording
+	// confirmed is closed once the caller acknowledged our 200, and then nil.
+	confirmed chan struct{}
 }
 
-// Handle runs one inbound call to its end. It must be called from the INVITE
-// handler: sipgo ends the server transaction when the handler returns.
+// Handle runs one inbound call. It must be called from the INVITE handler:
+// sipgo ends the server transaction when the handler returns. It returns
+// when the call ends, or earlier, once the caller has acknowledged our 200:
+// the transaction needs the handler no longer, and the rest of the call goes
+// on on the call's own goroutine.
+//
+// The call runs on a goroutine of its own rather than on the handler's so
+// that its stack stays small for the whole of a bridged call: a goroutine's
+// stack grows to the deepest point it reached (sipgo's frames below the
+// handler plus our setup: 16 KiB) and shrinks only at a GC, which seldom
+// runs while calls just relay RTP.
 func (e *Engine) Handle(ctx context.Context, in Inbound) {
 	if e.draining.Load() {
 		_ = in.Tx.Respond(sip.NewResponseFromRequest(in.Req, 503, "Service Unavailable", nil))
@@ -74,12 +91,31 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) {
 	}
 	e.wg.Add(1)
 	e.active.Add(1)
-	defer func() { e.active.Add(-1); e.wg.Done() }()
 	if e.cfg.Hooks.Started != nil {
 		e.cfg.Hooks.Started()
 	}
+	confirmed := make(chan struct{})
+	c := &call{e: e, in: in, confirmed: confirmed}
+	done := make(chan struct{})
+	go c.main(ctx, done)
+	select {
+	case <-done:
+	case <-confirmed:
+	}
+}
 
-	c := &call{e: e, in: in}
+// main runs the call to its end on its own goroutine and closes done.
+func (c *call) main(ctx context.Context, done chan<- struct{}) {
+	e, in := c.e, c.in
+	defer close(done)
+	defer func() { e.active.Add(-1); e.wg.Done() }()
+	// What the SIP layer's recover caught while the call ran on the
+	// handler's goroutine (a panic in finish, say) must not end the process.
+	defer func() {
+		if r := recover(); r != nil {
+			e.cfg.Log.Error("call panicked", "panic", r)
+		}
+	}()
 	c.rec = store.CallRecord{
 		ID:      uuid.NewString(),
 		Account: in.Snap.Account(),
@@ -87,6 +123,12 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) {
 		Trace:   append([]string(nil), in.Trace...),
 	}
 	c.log = e.cfg.Log.With("call_id", c.rec.ID, "sip_call_id", callID(in.Req))
+	lc := LiveCall{ID: c.rec.ID, Account: c.rec.Account, Caller: in.CallerID, Start: c.rec.Start}
+	if in.Route != nil {
+		lc.Number, lc.Caller = in.Route.Number, in.Route.Caller
+	}
+	e.live.Store(c.rec.ID, &live{LiveCall: lc, vars: &c.vars})
+	defer e.live.Delete(c.rec.ID)
 	defer c.finish()
 	defer func() {
 		if r := recover(); r != nil {
@@ -121,7 +163,8 @@ func (c *call) run(ctx context.Context) {
 	}
 	c.dlg = dlg
 	defer dlg.Close()
-	defer c.e.track(dialogKey(callID(c.in.Req), localTag(dlg)), dlg, nil, nil)()
+	c.peer = &peer{dlg: dlg}
+	defer c.e.track(dialogKey(callID(c.in.Req), localTag(dlg)), c.peer)()
 	_ = dlg.Respond(100, "Trying", nil)
 	// Dialog context: cancelled by the caller's CANCEL or BYE.
 	dctx := dlg.Context()
@@ -144,14 +187,19 @@ func (c *call) run(ctx context.Context) {
 		}
 	}
 	defer c.sess.Close()
+	if c.in.Pickup != "" {
+		c.pickUp(dctx, c.in.Pickup)
+		return
+	}
 
 	res := c.connect(ctx, dctx, target, 0)
 	switch {
+	case res.done:
 	case res.leg != nil:
 		c.bridge(ctx, dctx, res)
 	case dctx.Err() != nil:
 		switch {
-		case c.rec.HangupCause == "abandoned": // left the queue
+		case c.rec.HangupCause == "abandoned", c.rec.HangupCause == "ack_timeout": // left the queue; our BYE
 		case c.answered: // in an IVR, captcha or queue
 			c.rec.HangupCause = "caller_bye"
 		default:
@@ -203,19 +251,35 @@ func (c *call) route() (string, bool) {
 	return "", false
 }
 
-// answerCaller sends our 200 to the caller once (for IVRs, captcha,
-// prompts); false when the caller left or never acknowledged it.
+// answerCaller sends our 200 to the caller once; false when the caller left
+// (caller_cancel) or never acknowledged it (ack_timeout: RFC 3261
+// §13.3.1.4 says end the session with a BYE). RespondSDP returns once the
+// ACK came, so the INVITE server transaction needs its handler no longer:
+// Handle may return.
 func (c *call) answerCaller() bool {
 	if c.answered {
 		return true
 	}
 	c.stopRingback()
+	c.peer.sdp.Store(&c.answer)
 	if err := c.dlg.RespondSDP(c.answer); err != nil {
-		c.rec.HangupCause = "caller_cancel"
+		if c.dlg.Context().Err() != nil {
+			c.rec.HangupCause = "caller_cancel"
+			return false
+		}
+		c.log.Info("caller never acknowledged the answer", "err", err)
+		c.rec.HangupCause = "ack_timeout"
+		c.byeCaller()
 		return false
 	}
 	c.answered = true
-	c.rec.Answer = time.Now()
+	if c.confirmed != nil {
+		close(c.confirmed)
+		c.confirmed = nil
+	}
+	if c.rec.Answer.IsZero() {
+		c.rec.Answer = time.Now()
+	}
 	return true
 }
 
@@ -248,13 +312,15 @@ func (c *call) openMedia() error {
 		return fail(503, "Service Unavailable", fmt.Errorf("no RTP port: %w", err))
 	}
 	sess.SetRemote(neg.Remote)
-	local := media.LocalSDP{IP: c.e.cfg.MediaIP, Port: sess.Port(), SessionID: uint64(time.Now().UnixNano())}
+	c.sdp = sdpOrigin{id: uint64(time.Now().UnixNano())}
+	local := media.LocalSDP{IP: c.e.cfg.MediaIP, Port: sess.Port(), SessionID: c.sdp.id}
 	answer, err := local.Answer(neg)
 	if err != nil {
 		sess.Close()
 		return fail(500, "Server Internal Error", err)
 	}
 	c.sess, c.neg, c.answer = sess, neg, answer
+	c.peer.sess.Store(sess)
 	return nil
 }
 
@@ -275,6 +341,9 @@ func (c *call) bridge(ctx, dctx context.Context, res result) {
 		c.startRingback(c.ringbackTone())
 		res = c.connect(ctx, dctx, next, 0)
 		c.stopRingback()
+		if res.done {
+			return
+		}
 		if res.leg == nil {
 			if dctx.Err() != nil {
 				c.rec.HangupCause = "caller_bye"
@@ -304,22 +373,6 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 	}
 	c.rec.AnsweredBy = l.member
 	c.stopRingback()
-	if !c.answered {
-		c.e.dialogs.Store(dialogKey(callID(c.in.Req), localTag(c.dlg))+"\x00sdp", c.answer)
-		if err := c.dlg.RespondSDP(c.answer); err != nil {
-			if dctx.Err() != nil { // the caller cancelled as the callee answered
-				c.rec.HangupCause = "caller_cancel"
-				l.bye()
-				return ""
-			}
-			// No ACK for our 200: RFC 3261 §13.3.1.4 says end the session with a BYE.
-			c.log.Info("caller never acknowledged the answer", "err", err)
-			c.hangupBoth(l, "ack_timeout")
-			return ""
-		}
-		c.answered = true
-	}
-
 	br, err := media.NewBridge(c.neg.Leg(c.sess), l.neg.Leg(l.sess), c.log)
 	if err != nil {
 		c.log.Error("bridge", "err", err)
@@ -332,8 +385,11 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 		recording = res.ext.Recording
 	}
 	digits := make(chan rune, 16)
-	if transfer || recording == "manual" {
-		br.SetDTMFHandler(media.SideB, func(d rune) {
+	// On an extension with transfer or manual recording the callee's keypad
+	// is Switchboard's: the presses are taken, not passed to the caller. A
+	// fax's tones are never ours.
+	if !l.fax && (transfer || recording == "manual") {
+		br.TakeDTMF(media.SideB, func(d rune) {
 			select {
 			case digits <- d:
 			default: // a DTMF flood: drop, never block the relay
@@ -344,8 +400,29 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 	defer stop()
 	br.Start(bctx)
 	defer br.Close()
+	// Media flows from our 200 on, not from the caller's ACK: a lost ACK
+	// must not cost the first seconds of the call (RespondSDP waits for it).
+	if !c.answerCaller() { // the caller cancelled as the callee answered, or never ACKed
+		l.bye()
+		return ""
+	}
 	if c.recorder != nil || recording == "always" {
 		c.startRecording(bctx, br, res.ext)
+	}
+
+	var reoffers chan *reoffer // nil unless fax: a T.38 re-INVITE is relayed
+	var pass *media.Passthrough
+	if l.fax {
+		reoffers = make(chan *reoffer)
+		c.peer.reoffers.Store(&reoffers)
+		l.peer.reoffers.Store(&reoffers)
+		defer func() {
+			c.peer.reoffers.Store(nil)
+			l.peer.reoffers.Store(nil)
+			if pass != nil {
+				pass.Close()
+			}
+		}()
 	}
 
 	tick := time.NewTicker(time.Second)
@@ -417,16 +494,10 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 			c.tracef("%s transfers the caller to %s (dialled 0 %s)", l.member, target, code)
 			l.bye()
 			return target
+		case ro := <-reoffers:
+			c.relayReoffer(bctx, ro, l, &pass)
 		case now := <-tick.C:
-			last := c.sess.LastActivity()
-			if t := l.sess.LastActivity(); t.After(last) {
-				last = t
-			}
-			if last.IsZero() {
-				last = c.rec.Answer
-			}
-			if now.Sub(last) > c.e.cfg.RTPTimeout {
-				c.tracef("no RTP for %s: hanging up", c.e.cfg.RTPTimeout)
+			if c.mediaStopped(now, l.sess, pass) {
 				c.hangupBoth(l, "rtp_timeout")
 				return ""
 			}

@@ -45,6 +45,8 @@ type result struct {
 	// final is the on_failure that ends the call here (prompt:NAME,
 	// voicemail:USER) when every attempt failed.
 	final string
+	// done: the call was connected and has ended already (a park pickup).
+	done bool
 }
 
 // dest is one device or address to send an INVITE to.
@@ -54,6 +56,7 @@ type dest struct {
 	addr      string // where to send it, when not the URI's host (registered NAT source)
 	transport string
 	toUser    bool          // a user's device: gets Alert-Info
+	fax       bool          // a fax endpoint: media passes untouched, T.38 re-INVITEs are relayed
 	trunk     *config.Trunk // credentials when the trunk challenges
 }
 
@@ -65,7 +68,10 @@ type leg struct {
 	sess    *media.Session
 	neg     media.Negotiation
 	refer   chan string // REFER targets from the callee (blind transfer)
+	peer    *peer
 	untrack func()
+	fax     bool
+	sdp     sdpOrigin // our o= line towards the callee
 }
 
 func (l *leg) bye() {
@@ -93,6 +99,9 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 	}
 	if menu, ok := doc.IVRs[target]; ok {
 		return c.runIVR(ctx, dctx, target, menu, depth)
+	}
+	if lot, ok := doc.Parks[target]; ok {
+		return c.park(ctx, dctx, target, lot, depth)
 	}
 	if strings.HasPrefix(target, "${") {
 		resolved, ok := c.variable(strings.TrimSuffix(strings.TrimPrefix(target, "${"), "}"))
@@ -136,8 +145,7 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 	}
 	if isExt && depth < maxDepth {
 		if f := ext.OnFailure; f != "" && f != "tones" {
-			t, err := config.ParseTarget(f)
-			if err == nil && (t.Kind == config.TargetPrompt || t.Kind == config.TargetVoicemail) {
+			if k := config.TargetOf(f).Kind; k == config.TargetPrompt || k == config.TargetVoicemail {
 				return result{class: last, final: f}
 			}
 			c.tracef("on_failure of %s: continuing to %s", target, f)
@@ -237,13 +245,11 @@ func (c *call) queue(ctx, dctx context.Context, waves [][]string, timeout time.D
 }
 
 // expand turns one member into the devices and addresses to ring for it.
+// Members come from the validated document, or from a variable whose value
+// dialled checked.
 func (c *call) expand(ctx context.Context, member string, depth int) []dest {
 	doc := c.in.Snap.Doc()
-	t, err := config.ParseTarget(member)
-	if err != nil {
-		c.tracef("%s: %v", member, err)
-		return nil
-	}
+	t := config.TargetOf(member)
 	switch t.Kind {
 	case config.TargetUser:
 		return c.devices(ctx, member, t.Value)
@@ -281,10 +287,14 @@ func (c *call) expand(ctx context.Context, member string, depth int) []dest {
 			return relabel(out, member)
 		}
 		if f, ok := doc.Faxes[t.Value]; ok {
-			return relabel(c.expand(ctx, f.Destination, depth+1), member)
+			ds := c.expand(ctx, f.Destination, depth+1)
+			for i := range ds {
+				ds[i].fax = true
+			}
+			return relabel(ds, member)
 		}
 	}
-	c.tracef("%s: cannot be rung (an IVR only runs as a destination of its own; park lots are not available on calls yet)", member)
+	c.tracef("%s: cannot be rung (IVRs and park lots are destinations of their own, not group members)", member)
 	return nil
 }
 
@@ -414,7 +424,14 @@ func (c *call) dial(ctx context.Context, d dest, mode string, ringing chan<- str
 		log.Error("no RTP port for outbound leg", "err", err)
 		return attempt{class: failUnavailable, who: d.member, why: "no RTP port: " + err.Error()}
 	}
-	offer, err := media.LocalSDP{IP: c.e.cfg.MediaIP, Port: sess.Port(), SessionID: uint64(time.Now().UnixNano())}.Offer()
+	local := media.LocalSDP{IP: c.e.cfg.MediaIP, Port: sess.Port(), SessionID: uint64(time.Now().UnixNano())}
+	if d.fax { // the caller's codec first: no transcoding when the fax has it too
+		local.Codecs = []media.Codec{media.PCMU, media.PCMA}
+		if c.neg.Codec == media.PCMA {
+			local.Codecs = []media.Codec{media.PCMA, media.PCMU}
+		}
+	}
+	offer, err := local.Offer()
 	if err != nil {
 		sess.Close()
 		return attempt{class: failUnavailable, who: d.member, why: err.Error()}
@@ -455,8 +472,11 @@ func (c *call) dial(ctx context.Context, d dest, mode string, ringing chan<- str
 	if err := dlg.Ack(context.Background()); err != nil {
 		log.Info("ACK", "err", err)
 	}
-	l := &leg{member: d.member, uri: d.uri.String(), dlg: dlg, sess: sess, refer: make(chan string, 1)}
-	l.untrack = c.e.track(dialogKey(callID(dlg.InviteRequest), fromTag(dlg.InviteRequest)), dlg, offer, l.refer)
+	l := &leg{member: d.member, uri: d.uri.String(), dlg: dlg, sess: sess, refer: make(chan string, 1), fax: d.fax, sdp: sdpOrigin{id: local.SessionID}}
+	l.peer = &peer{dlg: dlg, refer: l.refer}
+	l.peer.sdp.Store(&offer)
+	l.peer.sess.Store(sess)
+	l.untrack = c.e.track(dialogKey(callID(dlg.InviteRequest), fromTag(dlg.InviteRequest)), l.peer)
 	remote, err := media.ParseSDP(dlg.InviteResponse.Body())
 	if err == nil {
 		l.neg, err = media.Negotiate(remote)

@@ -6,18 +6,15 @@ package call
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
-	"github.com/emiago/sipgo/sip"
 
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/store"
@@ -74,7 +71,9 @@ type Config struct {
 // Engine runs every call of one node.
 type Engine struct {
 	cfg      Config
-	dialogs  sync.Map // dialogKey -> dialog
+	dialogs  sync.Map // dialogKey -> *peer
+	parks    parkLots
+	live     sync.Map // call id -> *live
 	wg       sync.WaitGroup
 	active   atomic.Int64
 	draining atomic.Bool
@@ -116,107 +115,5 @@ func (e *Engine) Drain(ctx context.Context) {
 	case <-ctx.Done():
 		e.once.Do(func() { close(e.hangup) })
 		<-done
-	}
-}
-
-// dialog is either side of a call that in-dialog requests are routed to.
-type dialog interface {
-	ReadBye(req *sip.Request, tx sip.ServerTransaction) error
-}
-
-// dialogKey identifies a dialog by Call-ID and our own tag, which is the To
-// tag of every request the far end sends within it.
-func dialogKey(callID, localTag string) string { return callID + "\x00" + localTag }
-
-// lookup finds what is stored for the dialog an in-dialog request belongs
-// to, under the key suffix ("" for the dialog itself).
-func (e *Engine) lookup(req *sip.Request, suffix string) (any, bool) {
-	cid, to := req.CallID(), req.To()
-	if cid == nil || to == nil {
-		return nil, false
-	}
-	tag, ok := to.Params.Get("tag")
-	if !ok || tag == "" {
-		return nil, false
-	}
-	return e.dialogs.Load(dialogKey(cid.Value(), tag) + suffix)
-}
-
-// HandleAck passes an ACK to its dialog; it reports whether one matched.
-func (e *Engine) HandleAck(req *sip.Request, tx sip.ServerTransaction) bool {
-	v, ok := e.lookup(req, "")
-	if !ok {
-		return false
-	}
-	if s, ok := v.(*sipgo.DialogServerSession); ok {
-		_ = s.ReadAck(req, tx)
-	}
-	return true
-}
-
-// ErrNoDialog is returned for in-dialog requests that match no call.
-var ErrNoDialog = errors.New("call/transaction does not exist")
-
-// HandleBye ends the dialog the BYE belongs to (answering 200); ErrNoDialog
-// means the caller should answer 481.
-func (e *Engine) HandleBye(req *sip.Request, tx sip.ServerTransaction) error {
-	v, ok := e.lookup(req, "")
-	if !ok {
-		return ErrNoDialog
-	}
-	return v.(dialog).ReadBye(req, tx)
-}
-
-// HandleReinvite answers an in-dialog INVITE (hold, session refresh) with the
-// SDP we already gave that leg; ErrNoDialog when nothing matches.
-func (e *Engine) HandleReinvite(req *sip.Request, tx sip.ServerTransaction) error {
-	v, ok := e.lookup(req, "\x00sdp")
-	if !ok {
-		return ErrNoDialog
-	}
-	res := sip.NewSDPResponseFromRequest(req, v.([]byte))
-	return tx.Respond(res)
-}
-
-func (e *Engine) track(key string, d dialog, localSDP []byte, refer chan<- string) func() {
-	e.dialogs.Store(key, d)
-	if localSDP != nil {
-		e.dialogs.Store(key+"\x00sdp", localSDP)
-	}
-	if refer != nil {
-		e.dialogs.Store(key+"\x00refer", refer)
-	}
-	return func() {
-		e.dialogs.Delete(key)
-		e.dialogs.Delete(key + "\x00sdp")
-		e.dialogs.Delete(key + "\x00refer")
-	}
-}
-
-// HandleRefer takes a blind transfer (RFC 3515) from a callee: the target
-// is the Refer-To URI's user part (an extension code, name or number). It
-// answers 202 and hands the target to the call, or ErrNoDialog.
-func (e *Engine) HandleRefer(req *sip.Request, tx sip.ServerTransaction) error {
-	v, ok := e.lookup(req, "\x00refer")
-	if !ok {
-		return ErrNoDialog
-	}
-	h := req.GetHeader("Refer-To")
-	if h == nil {
-		return tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
-	}
-	var to sip.Uri
-	v2 := strings.Trim(strings.TrimSpace(h.Value()), "<>")
-	if i := strings.IndexByte(v2, '>'); i >= 0 {
-		v2 = v2[:i]
-	}
-	if err := sip.ParseUri(v2, &to); err != nil || to.User == "" {
-		return tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
-	}
-	select {
-	case v.(chan<- string) <- to.User:
-		return tx.Respond(sip.NewResponseFromRequest(req, 202, "Accepted", nil))
-	default:
-		return tx.Respond(sip.NewResponseFromRequest(req, 491, "Request Pending", nil))
 	}
 }

@@ -48,10 +48,7 @@ func (c *call) runIVR(ctx, dctx context.Context, name string, cfg config.IVR, de
 	ch.Stop()
 	c.rec.Trace = append(c.rec.Trace, res.Trace...)
 	if res.Variable != "" {
-		if c.vars == nil {
-			c.vars = map[string]string{}
-		}
-		c.vars[res.Variable] = res.Value
+		c.vars.set(res.Variable, res.Value)
 		c.tracef("ivr %s: ${%s} = %q", name, res.Variable, res.Value)
 	}
 	if err != nil || res.Target == "" {
@@ -78,7 +75,7 @@ func (p promptsOrNone) Source(name string, loop bool) (media.Source, error) {
 // variable resolves a ${var} destination: an extension code or user
 // extension number, a name of the account, or an E.164 number.
 func (c *call) variable(name string) (string, bool) {
-	v, ok := c.vars[name]
+	v, ok := c.vars.get(name)
 	if !ok {
 		c.tracef("${%s} is not set", name)
 		return "", false

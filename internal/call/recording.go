@@ -2,6 +2,7 @@ package call
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"time"
@@ -38,10 +39,12 @@ func (c *call) startRecording(ctx context.Context, br *media.Bridge, ext *config
 		c.rec.Recording = path
 		c.tracef("recording to %s", path)
 		if ext != nil && ext.RecordingNotice != "" {
-			for _, side := range []media.Side{media.SideA, media.SideB} {
-				if src, err := c.prompt(ext.RecordingNotice, false); err == nil {
-					go func() { _ = br.Play(ctx, side, src) }()
-				}
+			a, errA := c.prompt(ext.RecordingNotice, false)
+			b, errB := c.prompt(ext.RecordingNotice, false)
+			if err := errors.Join(errA, errB); err != nil {
+				c.tracef("recording notice %s: %v", ext.RecordingNotice, err)
+			} else {
+				go func() { _ = br.PlayBoth(ctx, a, b) }()
 			}
 		}
 	}

@@ -108,6 +108,9 @@ type Call struct {
 	Name     string
 	Number   string
 	Behavior map[string]testphone.Behavior // by user name, or "pstn"
+	Keys     string                        // DTMF the caller sends once answered (an IVR)
+	// PickupBy names a user who then dials Orbit to pick the call up (park).
+	PickupBy, Orbit string
 }
 
 // Calls are the demo's sample calls for the sample account.
@@ -125,10 +128,14 @@ var Calls = []Call{
 	{What: "number forwarded by its own switch", From: "+34911222333", Number: "+34910000003"},
 	{What: "number forwarded by its location", From: "+442079460000", Number: "+442071230000"},
 	{What: "unknown number", From: "+34911222333", Number: "+34999999999"},
+	{What: "IVR: the caller presses 2 (support)", From: "+34600111222", Number: "+34910000000", Keys: "2"},
+	{What: "IVR: 3 parks the call; bob dials orbit 701", From: "+34600111333", Number: "+34910000000", Keys: "3",
+		PickupBy: "bob", Orbit: "701"},
 }
 
 // Run places the calls through the server at addr and prints one line each.
 func (w *World) Run(ctx context.Context, out io.Writer, addr string, recs Records, calls []Call) error {
+	records := 0 // written so far: one per call, and one per pickup
 	for i, c := range calls {
 		for name, p := range w.Users {
 			p.SetBehavior(c.Behavior[name])
@@ -139,7 +146,11 @@ func (w *World) Run(ctx context.Context, out io.Writer, addr string, recs Record
 			return fmt.Errorf("call %d: %w", i+1, err)
 		}
 		rang := w.rang()
-		rec, err := lastCall(ctx, recs, w.doc.Account, i+1)
+		records++
+		if c.PickupBy != "" {
+			records++
+		}
+		rec, err := lastCall(ctx, recs, w.doc.Account, records, c.From)
 		if err != nil {
 			return err
 		}
@@ -169,6 +180,23 @@ func (w *World) place(ctx context.Context, addr string, c Call) (int, error) {
 	}
 	if err != nil {
 		return 0, err
+	}
+	if c.Keys != "" {
+		if err := call.SendDTMF(dctx, c.Keys); err != nil {
+			return 0, err
+		}
+		time.Sleep(3 * time.Second) // the IVR's choice rings, hears its announcement, is bridged
+	}
+	if c.PickupBy != "" {
+		p, ok := w.Users[c.PickupBy]
+		if !ok {
+			return 0, fmt.Errorf("no phone for user %q", c.PickupBy)
+		}
+		pick, err := p.Dial(dctx, "sip:"+c.Orbit+"@"+addr, testphone.DialOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("%s dials orbit %s: %w", c.PickupBy, c.Orbit, err)
+		}
+		defer waitEnd(pick) // ended by Switchboard when the caller hangs up
 	}
 	time.Sleep(300 * time.Millisecond)
 	if err := call.Hangup(dctx); err != nil {
@@ -214,8 +242,9 @@ func waitEnd(c *testphone.Call) {
 	}
 }
 
-// lastCall waits for the n-th call record of the account.
-func lastCall(ctx context.Context, recs Records, account string, n int) (store.CallRecord, error) {
+// lastCall waits until the account has n call records and returns the
+// newest one of caller (or the newest of all).
+func lastCall(ctx context.Context, recs Records, account string, n int, caller string) (store.CallRecord, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		got, _, err := recs.ListCalls(ctx, store.CallFilter{Account: account, Limit: 1000})
@@ -223,6 +252,11 @@ func lastCall(ctx context.Context, recs Records, account string, n int) (store.C
 			return store.CallRecord{}, err
 		}
 		if len(got) >= n {
+			for _, r := range got { // newest first; a park pickup writes its own
+				if r.Caller == caller {
+					return r, nil
+				}
+			}
 			return got[0], nil
 		}
 		if time.Now().After(deadline) {

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/prompt"
 	"github.com/switchboard/switchboard/internal/store"
@@ -66,7 +70,15 @@ extensions:
   vmb:    { members: ["user:bob"], timeout: 300ms, on_failure: "voicemail:bob" }
   q:      { members: ["user:alice"], timeout: 400ms, queue: { max_wait: 4s, message: prompt:hold }, on_failure: prompt:bye }
   recm:   { members: ["user:bob"], recording: manual, recording_notice: prompt:whisper }
+faxes:
+  fax1: { destination: "sip:fax@%[1]s" }
+parks:
+  lot: { orbits: "701-702", timeout: 6s, return_to: "user:carol" }
 ivrs:
+  wait:
+    prompt: prompt:hold
+    options: { "1": dyn }
+    retries: 3
   menu:
     prompt: prompt:hold
     options: { "9": seq }
@@ -99,6 +111,9 @@ numbers:
   "+34910000022": { extension: q }
   "+34910000023": { extension: conf }
   "+34910000024": { extension: vmb }
+  "+34910000025": { extension: lot }
+  "+34910000026": { extension: fax1 }
+  "+34910000027": { extension: wait }
   "+34910000019": { extension: seq, rules: [ { prefix: "*", weight: 1, action: voice-captcha, reputation: medium } ] }
 `
 
@@ -745,6 +760,9 @@ func TestTransfer(t *testing.T) {
 		if err := c.WaitForTone(ctx, 1000, 200*time.Millisecond); err != nil {
 			t.Errorf("%s: the caller does not hear alice after the transfer: %v", how, err)
 		}
+		if got := c.DTMFReceived(); got != "" {
+			t.Errorf("%s: the callee's transfer keys reached the caller: %q", how, got)
+		}
 		if c.IsAnswered() && c.EndReason() != testphone.EndNone {
 			t.Errorf("%s: the caller's call ended: %s", how, c.EndReason())
 		}
@@ -1068,4 +1086,432 @@ func TestVoicemailOwnGreeting(t *testing.T) {
 		t.Errorf("greeting: own %.2f, built-in %.2f", own, builtin)
 	}
 	hangup(t, c)
+}
+
+// TestSIPInfoDTMF: key presses sent as SIP INFO application/dtmf-relay work
+// like RFC 4733 events: they drive an IVR, a callee's transfer code, and
+// reach the other leg as telephone-events; other bodies are refused.
+func TestSIPInfoDTMF(t *testing.T) {
+	w := newWorld(t)
+	alice := w.user("alice", "pa", testphone.Behavior{Play: testphone.Tone(1000)})
+	bob := w.user("bob", "pb", testphone.Behavior{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// The caller chooses option 9 of the IVR by INFO.
+	c, err := w.call("+34910000020", "+34911222333", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SendInfoDTMF(ctx, "9"); err != nil {
+		t.Fatal(err)
+	}
+	ac := incoming(t, alice)
+	if err := c.WaitForTone(ctx, 1000, 200*time.Millisecond); err != nil {
+		t.Errorf("IVR option by INFO: not connected to alice: %v", err)
+	}
+	// In the bridge, alice's INFO digits reach the caller as RFC 4733.
+	if err := ac.SendInfoDTMF(ctx, "5#"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitForDTMF(ctx, "5#"); err != nil {
+		t.Errorf("INFO digits not passed to the caller: %v", err)
+	}
+	for _, bad := range []struct {
+		ct, body string
+		code     int
+	}{
+		{"application/dtmf-relay", "Signal=X\r\n", 400},
+		{"application/vnd.example", "hello", 415},
+	} {
+		if code, _ := ac.SendInfo(ctx, bad.ct, []byte(bad.body)); code != bad.code {
+			t.Errorf("INFO %s %q: %d, want %d", bad.ct, bad.body, code, bad.code)
+		}
+	}
+	if ac.EndReason() != testphone.EndNone || c.EndReason() != testphone.EndNone {
+		t.Errorf("bad INFO ended the call: %s / %s", ac.EndReason(), c.EndReason())
+	}
+	hangup(t, c)
+	waitEnded(t, ac, 5*time.Second)
+
+	// The callee transfers with 0 + code sent by INFO.
+	c, err = w.call("+34910000016", "+34911222333", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := incoming(t, bob)
+	if err := bc.SendInfoDTMF(ctx, "021"); err != nil && bc.EndReason() == testphone.EndNone {
+		t.Fatal(err)
+	}
+	waitEnded(t, bc, 5*time.Second)
+	ac = incoming(t, alice)
+	if err := c.WaitForTone(ctx, 1000, 200*time.Millisecond); err != nil {
+		t.Errorf("transfer by INFO: the caller does not hear alice: %v", err)
+	}
+	hangup(t, c)
+	waitEnded(t, ac, 5*time.Second)
+	rec := lastRecord(t, w.h, 2)
+	if !sippTraceHas(rec, "user:bob transfers the caller to seq (dialled 0 21)") {
+		t.Errorf("trace %q", rec.Trace)
+	}
+}
+
+// TestPark: calls sent to a park lot wait in the lowest free orbit hearing
+// "parked in orbit 7 0 1" and music; a user dialling the orbit is bridged
+// to the call; an empty orbit is 404; a full lot and the lot's timeout
+// send the call to return_to.
+func TestPark(t *testing.T) {
+	w := newWorld(t)
+	bob := w.user("bob", "pb", testphone.Behavior{})
+	carol := w.user("carol", "pc", testphone.Behavior{Play: testphone.Tone(1200)})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	first, err := w.call("+34910000025", "+34911222333", "", testphone.DialOptions{Play: testphone.Tone(700)()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := w.call("+34910000025", "+34911222444", "", testphone.DialOptions{Play: testphone.Tone(900)()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The lot is full: a third call goes straight to return_to.
+	third, err := w.call("+34910000025", "+34911222555", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc := incoming(t, carol)
+	if err := third.WaitForTone(ctx, 1200, 200*time.Millisecond); err != nil {
+		t.Errorf("full lot: not connected to return_to: %v", err)
+	}
+	hangup(t, third)
+	waitEnded(t, cc, 5*time.Second)
+
+	if err := second.WaitForTone(ctx, 523.25, 300*time.Millisecond); err != nil {
+		t.Errorf("no hold music in orbit 702: %v", err)
+	}
+	if score := heardPrompt(t, second.Heard(5*time.Second), "parked"); score < 0.7 {
+		t.Errorf("'you have been parked in orbit' not heard (%.2f)", score)
+	}
+	// bob picks up orbit 702: the second caller, both ways.
+	pick, err := bob.Dial(ctx, "sip:702@"+w.h.addr, testphone.DialOptions{Play: testphone.Tone(1500)()})
+	if err != nil {
+		t.Fatalf("bob dials orbit 702: %v", err)
+	}
+	if err := pick.WaitForTone(ctx, 900, 200*time.Millisecond); err != nil {
+		t.Errorf("bob does not hear the caller parked in 702: %v", err)
+	}
+	if err := second.WaitForTone(ctx, 1500, 200*time.Millisecond); err != nil {
+		t.Errorf("the parked caller does not hear bob: %v", err)
+	}
+	hangup(t, second)
+	waitEnded(t, pick, 5*time.Second)
+	if _, err := bob.Dial(ctx, "sip:702@"+w.h.addr, testphone.DialOptions{}); testphone.StatusCode(err) != 404 {
+		t.Errorf("empty orbit: %v, want 404", err)
+	}
+
+	// Nobody picks up orbit 701 within 6 s: it goes to carol.
+	cc = incoming(t, carol)
+	if err := first.WaitForTone(ctx, 1200, 200*time.Millisecond); err != nil {
+		t.Errorf("timeout: not connected to return_to: %v", err)
+	}
+	hangup(t, first)
+	waitEnded(t, cc, 5*time.Second)
+
+	recs := w.h.waitCalls("acme", 5)
+	byCaller := map[string]store.CallRecord{}
+	for _, r := range recs {
+		byCaller[r.Caller] = r
+	}
+	if r := byCaller["+34911222444"]; r.AnsweredBy != "user:bob" || !sippTraceHas(r, "picked up from orbit 702 by user:bob") || !sippTraceHas(r, "parked in orbit 702 of lot") {
+		t.Errorf("picked-up call: answered_by %q trace %q", r.AnsweredBy, r.Trace)
+	}
+	if r := byCaller["+34911222333"]; r.AnsweredBy != "user:carol" || !sippTraceHas(r, "orbit 701: nobody picked up within 6s") {
+		t.Errorf("timed-out call: answered_by %q trace %q", r.AnsweredBy, r.Trace)
+	}
+	if r := byCaller["+34911222555"]; r.AnsweredBy != "user:carol" || !sippTraceHas(r, "every orbit (701-702) is taken") {
+		t.Errorf("full lot: answered_by %q trace %q", r.AnsweredBy, r.Trace)
+	}
+}
+
+// t38SDP is a T.38 offer or answer with its UDPTL stream at addr.
+func t38SDP(addr netip.AddrPort) []byte {
+	return fmt.Appendf(nil, "v=0\r\no=fax 1 2 IN IP4 %[1]s\r\ns=-\r\nc=IN IP4 %[1]s\r\nt=0 0\r\n"+
+		"m=image %[2]d udptl t38\r\na=T38FaxVersion:0\r\na=T38MaxBitRate:14400\r\n"+
+		"a=T38FaxRateManagement:transferredTCF\r\na=T38FaxMaxDatagram:400\r\na=T38FaxUdpEC:t38UDPRedundancy\r\n",
+		addr.Addr(), addr.Port())
+}
+
+// imageAddr is the UDPTL address of the m=image stream of an SDP.
+func imageAddr(t *testing.T, sdp []byte) netip.AddrPort {
+	t.Helper()
+	var ip string
+	var port int
+	for _, line := range strings.Split(string(sdp), "\r\n") {
+		if v, ok := strings.CutPrefix(line, "c=IN IP4 "); ok {
+			ip = v
+		}
+		if v, ok := strings.CutPrefix(line, "m=image "); ok {
+			fmt.Sscanf(v, "%d", &port)
+		}
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil || port == 0 {
+		t.Fatalf("no image stream in\n%s", sdp)
+	}
+	return netip.AddrPortFrom(a, uint16(port))
+}
+
+func udptlSocket(t *testing.T, ip netip.Addr) *net.UDPConn {
+	t.Helper()
+	c, err := net.ListenUDP("udp4", net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// exchange sends msg from one UDPTL socket to addr until the other socket
+// receives it (UDP may lose the first datagrams while the relay latches).
+func exchange(t *testing.T, from *net.UDPConn, addr netip.AddrPort, into *net.UDPConn, msg string) {
+	t.Helper()
+	buf := make([]byte, 1500)
+	for range 10 {
+		if _, err := from.WriteToUDPAddrPort([]byte(msg), addr); err != nil {
+			t.Fatal(err)
+		}
+		_ = into.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		n, _, err := into.ReadFromUDPAddrPort(buf)
+		if err == nil {
+			if string(buf[:n]) != msg {
+				t.Fatalf("received %q, want %q", buf[:n], msg)
+			}
+			return
+		}
+	}
+	t.Fatalf("%q never arrived", msg)
+}
+
+// TestFax: a call to a fax passes G.711 through untouched — the fax gets
+// the caller's codec first, so nothing is transcoded, no ringback is
+// played, DTMF is passed on — and the fax machine's T.38 re-INVITE is
+// relayed end to end, with the UDPTL datagrams passed through both ways.
+func TestFax(t *testing.T) {
+	w := newWorld(t)
+	callerT38 := udptlSocket(t, carrierIP)
+	faxT38 := udptlSocket(t, pstnIP)
+	saw := make(chan []byte, 1)
+	w.carrier.SetBehavior(testphone.Behavior{OnReoffer: func(offer []byte) (int, []byte) {
+		saw <- offer
+		return 200, t38SDP(callerT38.LocalAddr().(*net.UDPAddr).AddrPort())
+	}})
+	w.pstn.SetBehavior(testphone.Behavior{Play: testphone.Tone(2100)}) // CED
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	c, err := w.call("+34910000026", "+34911222333", "", testphone.DialOptions{Codecs: []media.Codec{media.PCMA}, Play: testphone.Tone(1100)()}) // CNG
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := incoming(t, w.pstn)
+	if offer := string(fc.Invite().Body()); !strings.Contains(offer, "m=audio") || !strings.Contains(offer, "RTP/AVP 8 0") {
+		t.Errorf("the fax is not offered the caller's A-law first:\n%s", offer)
+	}
+	if slices.Contains(c.Provisionals(), 183) {
+		t.Errorf("early media (a prompt or ringback) on a fax call: %v", c.Provisionals())
+	}
+	if err := c.WaitForTone(ctx, 2100, 200*time.Millisecond); err != nil {
+		t.Errorf("the caller does not hear the fax's CED: %v", err)
+	}
+	if err := fc.WaitForTone(ctx, 1100, 200*time.Millisecond); err != nil {
+		t.Errorf("the fax does not hear the caller's CNG: %v", err)
+	}
+	if err := fc.SendDTMF(ctx, "5"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitForDTMF(ctx, "5"); err != nil {
+		t.Errorf("DTMF not passed through: %v", err)
+	}
+
+	// The fax machine switches to T.38.
+	res, err := fc.Reoffer(ctx, t38SDP(faxT38.LocalAddr().(*net.UDPAddr).AddrPort()))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("T.38 re-INVITE: %v %v", res, err)
+	}
+	var callerSaw []byte
+	select {
+	case callerSaw = <-saw:
+	default:
+	}
+	if callerSaw == nil || !strings.Contains(string(callerSaw), "m=image") || !strings.Contains(string(callerSaw), "T38FaxUdpEC:t38UDPRedundancy") {
+		t.Fatalf("the caller did not get the T.38 offer:\n%s", callerSaw)
+	}
+	toCaller := imageAddr(t, res.Body()) // where the fax sends UDPTL
+	toFax := imageAddr(t, callerSaw)     // where the caller sends UDPTL
+	if toCaller.Addr() == pstnIP || toFax.Addr() == carrierIP {
+		t.Errorf("UDPTL bypasses Switchboard: fax -> %v, caller -> %v", toCaller, toFax)
+	}
+	exchange(t, faxT38, toCaller, callerT38, "\x00\x01udptl-from-fax")
+	exchange(t, callerT38, toFax, faxT38, "\x00\x02udptl-from-caller")
+	// A re-INVITE the other side refuses comes back with its status; the
+	// call stays up.
+	if res, err := c.Reoffer(ctx, []byte("v=0\r\no=- 1 3 IN IP4 127.0.0.2\r\ns=-\r\nc=IN IP4 127.0.0.2\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\n")); err != nil || res.StatusCode != 488 {
+		t.Errorf("refused re-INVITE: %v %v, want 488", res, err)
+	}
+	if c.EndReason() != testphone.EndNone || fc.EndReason() != testphone.EndNone {
+		t.Errorf("a refused re-INVITE ended the call: %s / %s", c.EndReason(), fc.EndReason())
+	}
+	hangup(t, c)
+	waitEnded(t, fc, 5*time.Second)
+	rec := lastRecord(t, w.h, 1)
+	if rec.AnsweredBy != "fax1" || !sippTraceHas(rec, "re-INVITE from fax1 relayed to the caller: switched to T.38") ||
+		!sippTraceHas(rec, "re-INVITE from the caller not relayed to fax1: 488") {
+		t.Errorf("record: answered_by %q trace %q", rec.AnsweredBy, rec.Trace)
+	}
+}
+
+// TestSetVariableThroughAPI: PUT /api/v1/{account}/calls/{id}/variables/{name}
+// sets ${dest} on a live call, and the IVR option that goes to ${dest}
+// then reaches that extension.
+func TestSetVariableThroughAPI(t *testing.T) {
+	w := newWorld(t)
+	w.user("bob", "pb", testphone.Behavior{Play: testphone.Tone(1500)})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	token, err := w.h.st.CreateToken(ctx, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := httptest.NewServer(api.NewHandler(api.Options{Tokens: w.h.st, Calls: w.h.srv.Engine()}))
+	defer web.Close()
+	put := func(id, value string) int {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, web.URL+"/api/v1/acme/calls/"+id+"/variables/dest", strings.NewReader(`{"value":"`+value+`"}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+
+	c, err := w.call("+34910000027", "+34911222333", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := w.h.srv.Engine().Live("acme")
+	if len(live) != 1 || live[0].Number != "+34910000027" || live[0].Caller != "+34911222333" {
+		t.Fatalf("live calls %+v", live)
+	}
+	if code := put(live[0].ID, "102"); code != 200 {
+		t.Fatalf("PUT variable: %d", code)
+	}
+	if err := c.SendDTMF(ctx, "1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.WaitForTone(ctx, 1500, 200*time.Millisecond); err != nil {
+		t.Errorf("${dest} set by the API did not reach bob: %v", err)
+	}
+	hangup(t, c)
+	rec := lastRecord(t, w.h, 1)
+	if rec.AnsweredBy != "user:bob" {
+		t.Errorf("answered by %q; trace %q", rec.AnsweredBy, rec.Trace)
+	}
+	if code := put(live[0].ID, "103"); code != 404 {
+		t.Errorf("PUT on an ended call: %d, want 404", code)
+	}
+}
+
+// TestBadPromptsAndDTMFFloodsKeepCallsUp: a prompt whose file is not a WAV
+// and one whose file vanished after the configuration was applied are left
+// out with a clear error, and the calls that use them go on (ringing falls
+// back to tones, the announcement is skipped, the IVR still takes keys);
+// floods of DTMF, as RFC 4733 and as SIP INFO, leave a bridged call up.
+func TestBadPromptsAndDTMFFloodsKeepCallsUp(t *testing.T) {
+	dir := t.TempDir()
+	broken := filepath.Join(dir, "broken.wav")
+	vanished := filepath.Join(dir, "vanished.wav")
+	if err := os.WriteFile(broken, []byte("RIFF\x24\x00\x00\x00WAVEfmt garbage that is not a format chunk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(filepath.Join(builtinDir(t), "please-hold.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(vanished, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	doc := fmt.Sprintf(`account: acme
+domain: acme.test
+trunks:
+  carrier: { address: "sip:127.0.0.3:5999", inbound_from: ["127.0.0.2/32"] }
+users:
+  bob: { extension: "102", password: pb }
+prompts:
+  broken:   { file: "%s" }
+  vanished: { file: "%s" }
+extensions:
+  brk: { members: ["user:bob"], ringing: prompt:broken, announcement: prompt:vanished, transfer: true, recording: manual }
+ivrs:
+  menu: { prompt: prompt:vanished, options: { "1": brk }, retries: 2 }
+numbers:
+  "+34910000001": { extension: brk }
+  "+34910000002": { extension: menu }
+`, broken, vanished)
+	h := startServer(t, doc, harnessOptions{beforeStart: func() {
+		if err := os.Remove(vanished); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	w := &world{t: t, h: h, carrier: newPhone(t, testphone.Config{Name: "carrier", User: "carrier", IP: carrierIP})}
+	bob := w.user("bob", "pb", testphone.Behavior{Play: testphone.Tone(1500), AnswerAfter: 300 * time.Millisecond})
+
+	for i, number := range []string{"+34910000001", "+34910000002"} {
+		c, err := w.call(number, "+34911222333", "", testphone.DialOptions{Play: testphone.Tone(700)()})
+		if err != nil {
+			t.Fatalf("%s: %v", number, err)
+		}
+		if number == "+34910000002" { // the IVR without its prompt still takes the key
+			if err := c.SendDTMF(ctx, "1"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		bc := incoming(t, bob)
+		if err := c.WaitForTone(ctx, 1500, 200*time.Millisecond); err != nil {
+			t.Fatalf("%s: not connected to bob: %v", number, err)
+		}
+		// Floods from both sides: the call stays up and carries audio.
+		if err := bc.FloodDTMF(ctx, strings.Repeat("0123456789*#", 4)); err != nil {
+			t.Fatalf("callee flood: %v", err)
+		}
+		if err := c.FloodDTMF(ctx, strings.Repeat("#7*0", 10)); err != nil {
+			t.Fatalf("caller flood: %v", err)
+		}
+		for range 40 {
+			if _, err := bc.SendInfo(ctx, "application/dtmf-relay", []byte("Signal=0\r\nDuration=40\r\n")); err != nil {
+				t.Fatalf("INFO flood: %v", err)
+			}
+		}
+		if c.EndReason() != testphone.EndNone || bc.EndReason() != testphone.EndNone {
+			t.Fatalf("%s: a flood ended the call: %s / %s", number, c.EndReason(), bc.EndReason())
+		}
+		if err := c.WaitForTone(ctx, 1500, 200*time.Millisecond); err != nil {
+			t.Errorf("%s: the caller no longer hears bob after the floods: %v", number, err)
+		}
+		if err := bc.WaitForTone(ctx, 700, 200*time.Millisecond); err != nil {
+			t.Errorf("%s: bob no longer hears the caller after the floods: %v", number, err)
+		}
+		hangup(t, c)
+		waitEnded(t, bc, 5*time.Second)
+		rec := lastRecord(t, h, i+1)
+		if rec.AnsweredBy != "user:bob" {
+			t.Errorf("%s: answered by %q; trace %q", number, rec.AnsweredBy, rec.Trace)
+		}
+		if number == "+34910000001" && (!sippTraceHas(rec, "ringing prompt:broken", "ringback tones instead") || !sippTraceHas(rec, "announcement prompt:vanished", "connecting without it")) {
+			t.Errorf("%s: the trace does not say which prompt failed: %q", number, rec.Trace)
+		}
+	}
 }

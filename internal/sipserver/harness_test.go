@@ -39,6 +39,7 @@ type harnessOptions struct {
 	rtpTimeout  time.Duration
 	ringTimeout time.Duration
 	drain       time.Duration
+	beforeStart func() // runs after the document is applied, before the server loads it
 }
 
 // startServer applies doc (YAML) to a fresh SQLite database and starts a
@@ -60,6 +61,9 @@ func startServer(t *testing.T, doc string, opts ...harnessOptions) *harness {
 	t.Cleanup(func() { st.Close() })
 	if doc != "" {
 		applyYAML(t, st, doc)
+	}
+	if o.beforeStart != nil {
+		o.beforeStart()
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {

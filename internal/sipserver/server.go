@@ -78,10 +78,13 @@ type Server struct {
 	ua     *sipgo.UserAgent
 	srv    *sipgo.Server
 	engine *call.Engine
-	reg    *registrar.Registrar
-	auth   *registrar.Authenticator
-	guard  *registrar.Guard
-	dir    atomic.Pointer[directory]
+	// running is engine for other goroutines (metrics, the API): nil until
+	// Run has set it up.
+	running atomic.Pointer[call.Engine]
+	reg     *registrar.Registrar
+	auth    *registrar.Authenticator
+	guard   *registrar.Guard
+	dir     atomic.Pointer[directory]
 
 	mu       sync.Mutex // serialises directory rebuilds
 	snaps    map[string]*routing.Snapshot
@@ -117,8 +120,9 @@ func New(cfg Config) (*Server, error) {
 // Ready reports whether the listeners are up and the configuration loaded.
 func (s *Server) Ready() bool { return s.ready.Load() && !s.engine.Draining() }
 
-// Engine returns the call engine (for metrics).
-func (s *Server) Engine() *call.Engine { return s.engine }
+// Engine returns the call engine (for metrics and the API), or nil until
+// Run has set up the listeners.
+func (s *Server) Engine() *call.Engine { return s.running.Load() }
 
 // UDPAddr returns the bound UDP address once Run has started listening.
 func (s *Server) UDPAddr() net.Addr { return s.udpAddr }
@@ -233,7 +237,7 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 		Media:       alloc,
 		MediaIP:     s.cfg.MediaIP,
 		Devices:     devices{s.reg},
-		Records:     s.cfg.Store,
+		Records:     s.cfg.Records,
 		Counters:    s.cfg.Store,
 		Hooks:       s.cfg.Hooks,
 		Log:         s.log,
@@ -242,12 +246,18 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 		Recordings:  s.cfg.Recordings,
 		CaptchaRand: s.cfg.CaptchaRand,
 	})
+	s.running.Store(s.engine)
 	guard := s.guard.Middleware
 	srv.OnInvite(guard(recovered(s.log, s.onInvite)))
 	srv.OnAck(s.onAck)
 	srv.OnBye(guard(recovered(s.log, s.onBye)))
 	srv.OnRefer(guard(recovered(s.log, func(req *sip.Request, tx sip.ServerTransaction) {
 		if err := s.engine.HandleRefer(req, tx); errors.Is(err, call.ErrNoDialog) {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
+		}
+	})))
+	srv.OnInfo(guard(recovered(s.log, func(req *sip.Request, tx sip.ServerTransaction) {
+		if err := s.engine.HandleInfo(req, tx); errors.Is(err, call.ErrNoDialog) {
 			_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		}
 	})))
@@ -261,7 +271,7 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 			code, reason = 503, "Service Unavailable"
 		}
 		res := sip.NewResponseFromRequest(req, code, reason, nil)
-		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER"))
+		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, INFO"))
 		_ = tx.Respond(res)
 	}))
 	srv.OnNoRoute(guard(func(req *sip.Request, tx sip.ServerTransaction) {
@@ -298,7 +308,9 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // onInvite classifies a new INVITE and hands it to the call engine; it
-// returns when the call ends, as sipgo requires.
+// returns when the call ends or, once answered, when the caller has
+// acknowledged our 200 (call.Engine.Handle): never before the final
+// response, as sipgo requires.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if to := req.To(); to != nil {
 		if tag, _ := to.Params.Get("tag"); tag != "" {
@@ -415,9 +427,15 @@ func (s *Server) fromUser(req *sip.Request, tx sip.ServerTransaction, dir *direc
 	dialled := req.Recipient.User
 	user := doc.Users[id.User]
 	trace := []string{fmt.Sprintf("INVITE from user %s (%s) dialling %q", id.User, registrar.SourceAddr(req), dialled)}
-	in := call.Inbound{Req: req, Tx: tx, Snap: snap, Prompts: dir.prompts[id.Account], CallerID: user.Extension, CallerName: id.User}
+	in := call.Inbound{Req: req, Tx: tx, Snap: snap, Prompts: dir.prompts[id.Account], User: id.User, CallerID: user.Extension, CallerName: id.User}
 	if in.CallerID == "" {
 		in.CallerID = id.User
+	}
+	if lot, ok := snap.LookupOrbit(dialled); ok {
+		in.Pickup = dialled
+		in.Trace = append(trace, fmt.Sprintf("%s is an orbit of park lot %s: pick up", dialled, lot))
+		s.engine.Handle(context.Background(), in)
+		return
 	}
 	if target, ok := snap.LookupCode(dialled); ok {
 		in.Target = target

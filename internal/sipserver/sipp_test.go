@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/testphone"
 )
 
 // g711aPCAP is the audio the callers play; it ships with the Debian package.
@@ -888,5 +889,77 @@ numbers:
 	}
 	if recs := h.calls("acme"); len(recs) != 0 {
 		t.Errorf("a refused source left call records: %+v", recs)
+	}
+}
+
+// TestSippDTMFFromPcap: sipp presses 1 in an IVR by playing RFC 4733
+// telephone-events from a pcap; the option's extension dials the callee.
+func TestSippDTMFFromPcap(t *testing.T) {
+	t.Parallel()
+	const pcap = "/usr/share/sip-tester/dtmf_2833_1.pcap"
+	if _, err := os.Stat(pcap); err != nil {
+		t.Fatalf("%v: install the Debian package sip-tester, which ships it", err)
+	}
+	ctx := sippContext(t)
+	uas := startSipp(ctx, t, "carrier", sippOptions{scenario: "uas_answer.xml", rtpEcho: true})
+	dir, err := filepath.Abs("../prompt/builtin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startServer(t, fmt.Sprintf(`account: acme
+domain: acme.test
+defaults: { trunk: carrier }
+trunks:
+  carrier: { address: "sip:%s", inbound_from: ["127.0.0.1/32"] }
+prompts:
+  hold: { file: "%s/please-hold.wav" }
+extensions:
+  mobile: { destination: "+34600000003" }
+ivrs:
+  menu: { prompt: prompt:hold, options: { "1": mobile }, retries: 2 }
+numbers:
+  "+34910000000": { extension: menu }
+`, uas.uasAddr(), dir))
+	uac := startSipp(ctx, t, "caller", sippOptions{
+		scenario: "uac_dtmf.xml", remote: h.addr, service: "+34910000000",
+		keys: sippCaller("+34911111111", "Sipp Caller"),
+	})
+	uac.expectSuccess()
+	uas.expectSuccess()
+	rec := sippOneCall(h)
+	if rec.AnsweredBy != "+34600000003" || !sippTraceHas(rec, "ivr: key 1 -> mobile") {
+		t.Errorf("record answered_by=%q trace=%q, want the IVR's option 1 (+34600000003)", rec.AnsweredBy, rec.Trace)
+	}
+	uas.mustReceive("INVITE sip:+34600000003@")
+}
+
+// TestSippMediaBeforeACK: the callee's audio reaches the caller from
+// Switchboard's 200 on, before the caller's ACK (which comes 1.5 s late
+// here, as when the first ACK is lost), and the call then goes on.
+func TestSippMediaBeforeACK(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	callee := newPhone(t, testphone.Config{Name: "pstn", User: "pstn", IP: pstnIP})
+	callee.SetBehavior(testphone.Behavior{Play: testphone.Tone(1000)})
+	h := startServer(t, sippTrunkDoc(callee.Addr().String(), "", ""))
+	start := time.Now()
+	uac := startSipp(ctx, t, "caller", sippOptions{
+		scenario: "uac_late_ack.xml", remote: h.addr, service: "+34910000000",
+		keys: sippCaller("+34911111111", "Sipp Caller"),
+	})
+	// Until the ACK leaves (1.5 s after the 200), look at what waits in the
+	// caller's RTP socket, which sipp never reads.
+	queued := 0
+	for time.Since(start) < 1200*time.Millisecond {
+		n, _ := procNetSocket("/proc/net/udp", uac.mediaPort, "")
+		queued = max(queued, n)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if queued == 0 {
+		t.Error("no RTP reached the caller between the 200 and its ACK")
+	}
+	uac.expectSuccess()
+	if rec := sippOneCall(h); rec.AnsweredBy != "+34600000003" || rec.HangupCause != "caller_bye" {
+		t.Errorf("record answered_by=%q cause=%q, want +34600000003, caller_bye", rec.AnsweredBy, rec.HangupCause)
 	}
 }
