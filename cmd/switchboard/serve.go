@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -58,7 +59,7 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
-	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
+	log := slog.New(newLazyHandler(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})))
 	return serve(ctx, o, log, nil)
 }
 
@@ -126,18 +127,24 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 	if err != nil {
 		return err
 	}
-	reg.NewGaugeFunc("switchboard_calls_active", "Calls in progress.", func() int64 {
+	active := func() int64 {
 		if e := srv.Engine(); e != nil {
 			return e.Active()
 		}
 		return 0
-	})
+	}
+	reg.NewGaugeFunc("switchboard_calls_active", "Calls in progress.", active)
 	reg.NewGaugeFunc("switchboard_calls_per_second", "Calls received in the last full second.", func() int64 { return int64(cps.PerSecond()) })
 	reg.NewGaugeFunc("go_goroutines", "Goroutines that currently exist.", func() int64 { return int64(runtime.NumGoroutine()) })
 	reg.NewGaugeFunc("go_memstats_heap_inuse_bytes", "Heap bytes in use.", func() int64 {
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		return int64(m.HeapInuse)
+	})
+	reg.NewGaugeFunc("go_memstats_stack_inuse_bytes", "Goroutine stack bytes in use.", func() int64 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return int64(m.StackInuse)
 	})
 
 	hl, err := net.Listen("tcp", o.http)
@@ -156,6 +163,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 		_ = hs.Shutdown(sctx)
 	}()
 	log.Info("http listening", "addr", hl.Addr().String())
+	go releaseWhenIdle(ctx, 10*time.Second, active, freeHeap, debug.FreeOSMemory)
 
 	return srv.Run(ctx, o.drain, func() {
 		if started != nil {
