@@ -8,6 +8,7 @@
 #                                      # sip-tester 3.6.1), kamailio, curl, ss, gawk
 #   OUT=/tmp/sbload bash bench/run.sh  # keep the logs somewhere known
 #   RATES="100 400" MEDIA_CALLS=200 bash bench/run.sh   # a quick look
+#   RATES= MEDIA_DIRECT=0 bash bench/run.sh   # only Switchboard's media run
 #   PPROF=1 bash bench/run.sh          # also save goroutine and heap profiles
 #                                      # with all media calls up (serve --pprof)
 #
@@ -56,7 +57,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$ROOT/bench
-RATES=${RATES:-"100 200 400 700 1000 1500"}
+RATES=${RATES-"100 200 400 700 1000 1500"} # empty: no call-rate steps
 STEP_SECS=${STEP_SECS:-5}
 HOLD_MS=${HOLD_MS:-500}
 MEDIA_CALLS=${MEDIA_CALLS:-1000}
@@ -66,6 +67,7 @@ RTP_PORTS_LADDER=${RTP_PORTS_LADDER:-20000-29999}
 RTP_PORTS_MEDIA=${RTP_PORTS_MEDIA:-40000-47999}
 SUSTAIN_SECS=${SUSTAIN_SECS:-40}
 IDLE_WAIT=${IDLE_WAIT:-40}
+MEDIA_DIRECT=${MEDIA_DIRECT:-1} # 0: skip the tools' own media run (the floor)
 PPROF=${PPROF:-} # set: serve --pprof (needs a binary that has it); profiles saved at the media peak
 OUT=${OUT:-$(mktemp -d /tmp/sb-bench.XXXXXX)}
 NUMBER=+34910000000
@@ -504,8 +506,10 @@ media() {
 
 loss() { awk -v s="$1" -v r="$2" 'BEGIN {if (s > 0) printf "%.4f %% (%d of %d)", (s - r) * 100 / s, s - r, s; else print "n/a"}'; }
 
-log "media: direct"
-media media-direct "127.0.0.1:$P_UAS_MD" "$P_UAS_MD" "$P_UAS_MD_CP" "$P_UAS_MD_MP" "$P_ECHO_D"
+if ((MEDIA_DIRECT)); then
+	log "media: direct"
+	media media-direct "127.0.0.1:$P_UAS_MD" "$P_UAS_MD" "$P_UAS_MD_CP" "$P_UAS_MD_MP" "$P_ECHO_D"
+fi
 
 log "media: switchboard"
 switchboard sb-media "$P_SB2" "$P_SB2_HTTP" "$RTP_PORTS_MEDIA" "$P_UAS_MS" GODEBUG=gctrace=1
