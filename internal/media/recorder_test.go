@@ -79,24 +79,22 @@ func TestRecorderRealTime(t *testing.T) {
 	if f := mostCommon(tr); f != 425 {
 		t.Errorf("right channel mostly %v Hz, want 425: %v", f, tr)
 	}
-	// The caller never stops: every 20 ms of the left channel sounds.
-	for i, f := range tl[:len(tl)-1] {
-		if f == 0 {
-			t.Errorf("left channel silent at %v", time.Duration(i)*FrameDuration)
-		}
+	// The caller never stops: the left channel sounds throughout (but for
+	// the marker), and the callee is heard on both sides of its gap. A side
+	// the scheduler kept more than 10 ms late for 8 frames has its cursor
+	// moved to its arrivals, as it should (TestRecorderAlignment checks that
+	// with simulated times), which can leave one block of a side partly
+	// silent: one such block per side is allowed here, where the feed is
+	// real time.
+	if n := blocksOtherThan(tl, 1000, [2]int{0, markAt - 1}, [2]int{markAt + 2, len(tl) - 1}); n > 1 {
+		t.Errorf("left channel: %d blocks are not the caller's 1000 Hz: %v", n, tl)
 	}
-	// The callee's gap is silent, where it happened (± one frame), and the
-	// callee is heard on both sides of it.
+	if n := blocksOtherThan(tr, 425, [2]int{1, gapFrom - 1}, [2]int{gapTo + 1, markAt - 1}); n > 1 {
+		t.Errorf("right channel: %d blocks are not the callee's 425 Hz: %v", n, tr)
+	}
+	// The callee's gap is silent, where it happened (± one frame).
 	if rms := RMS(r[(gapFrom+1)*FrameSamples : (gapTo-1)*FrameSamples]); rms != 0 {
 		t.Errorf("right channel in the gap: RMS %.0f, want silence: %v", rms, tr)
-	}
-	for _, blocks := range [][2]int{{1, gapFrom - 1}, {gapTo + 1, markAt - 1}} {
-		for i := blocks[0]; i < blocks[1]; i++ {
-			if tr[i] != 425 {
-				t.Errorf("right channel at %v: %v Hz, want 425: %v", time.Duration(i)*FrameDuration, tr[i], tr)
-				break
-			}
-		}
 	}
 	pl, pr := findTone(l, 620), findTone(r, 620)
 	t.Logf("marker at %d (left) and %d (right): offset %v", pl, pr, time.Duration(pr-pl)*time.Second/SampleRate)
@@ -170,6 +168,20 @@ func blockTones(s []int16) []float64 {
 		out = append(out, f)
 	}
 	return out
+}
+
+// blocksOtherThan counts the blocks of tones in the ranges [from, to) that
+// are not freq.
+func blocksOtherThan(tones []float64, freq float64, ranges ...[2]int) int {
+	n := 0
+	for _, rg := range ranges {
+		for _, f := range tones[rg[0]:rg[1]] {
+			if f != freq {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // mostCommon returns the most frequent non-zero value.
