@@ -400,17 +400,10 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 	defer stop()
 	br.Start(bctx)
 	defer br.Close()
-	// Media flows from our 200 on, not from the caller's ACK: a lost ACK
-	// must not cost the first seconds of the call (RespondSDP waits for it).
-	if !c.answerCaller() { // the caller cancelled as the callee answered, or never ACKed
-		l.bye()
-		return ""
-	}
-	if c.recorder != nil || recording == "always" {
-		c.startRecording(bctx, br, res.ext)
-	}
-
-	var reoffers chan *reoffer // nil unless fax: a T.38 re-INVITE is relayed
+	// A fax's re-INVITE is relayed to the other leg by the loop below; one
+	// that comes while the caller has not yet acknowledged our 200 waits
+	// for it (or gets 491 and is retried), never the answer of a refresh.
+	var reoffers chan *reoffer // nil unless fax
 	var pass *media.Passthrough
 	if l.fax {
 		reoffers = make(chan *reoffer)
@@ -423,6 +416,15 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 				pass.Close()
 			}
 		}()
+	}
+	// Media flows from our 200 on, not from the caller's ACK: a lost ACK
+	// must not cost the first seconds of the call (RespondSDP waits for it).
+	if !c.answerCaller() { // the caller cancelled as the callee answered, or never ACKed
+		l.bye()
+		return ""
+	}
+	if c.recorder != nil || recording == "always" {
+		c.startRecording(bctx, br, res.ext)
 	}
 
 	tick := time.NewTicker(time.Second)

@@ -92,8 +92,11 @@ func (c *call) relayReoffer(ctx context.Context, ro *reoffer, l *leg, pass **med
 	req := sip.NewRequest(sip.INVITE, *target.Address.Clone())
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)
+	// The call loop waits here: a BYE from either side ends the wait.
 	rctx, cancel := context.WithTimeout(ctx, reofferTimeout)
 	defer cancel()
+	defer context.AfterFunc(c.dlg.Context(), cancel)()
+	defer context.AfterFunc(l.dlg.Context(), cancel)()
 	res, err := toDlg.Do(rctx, req)
 	if err != nil {
 		respond(500, "Server Internal Error", fmt.Errorf("re-INVITE to %s: %w", toName, err))

@@ -1371,6 +1371,38 @@ func TestFax(t *testing.T) {
 	}
 }
 
+// TestFaxHangupDuringReoffer: a caller who hangs up while a relayed T.38
+// re-INVITE waits for its answer ends the fax's leg at once, not when the
+// re-INVITE times out (10 s).
+func TestFaxHangupDuringReoffer(t *testing.T) {
+	w := newWorld(t)
+	offered, release := make(chan struct{}), make(chan struct{})
+	defer close(release)
+	w.carrier.SetBehavior(testphone.Behavior{OnReoffer: func([]byte) (int, []byte) {
+		close(offered)
+		<-release // the caller's side never answers the offer in time
+		return 488, nil
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := w.call("+34910000026", "+34911222333", "", testphone.DialOptions{Codecs: []media.Codec{media.PCMA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := incoming(t, w.pstn)
+	go func() { _, _ = fc.Reoffer(ctx, t38SDP(netip.MustParseAddrPort("127.0.0.3:40000"))) }()
+	select {
+	case <-offered:
+	case <-ctx.Done():
+		t.Fatal("the re-INVITE never reached the caller")
+	}
+	hangup(t, c)
+	waitEnded(t, fc, 5*time.Second)
+	if rec := lastRecord(t, w.h, 1); rec.HangupCause != "caller_bye" {
+		t.Errorf("hangup cause %q, want caller_bye; trace %q", rec.HangupCause, rec.Trace)
+	}
+}
+
 // TestSetVariableThroughAPI: PUT /api/v1/{account}/calls/{id}/variables/{name}
 // sets ${dest} on a live call, and the IVR option that goes to ${dest}
 // then reaches that extension.
