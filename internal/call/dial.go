@@ -394,9 +394,9 @@ wait:
 	}
 	cancel()
 	if pending > 0 {
-		c.e.wg.Add(1)
+		c.e.cleanup.Add(1)
 		go func() {
-			defer c.e.wg.Done()
+			defer c.e.cleanup.Done()
 			for ; pending > 0; pending-- {
 				if a := <-results; a.leg != nil { // a 200 that crossed our CANCEL
 					a.leg.bye()

@@ -73,8 +73,9 @@ type Engine struct {
 	cfg      Config
 	dialogs  sync.Map // dialogKey -> *peer
 	parks    parkLots
-	live     sync.Map // call id -> *live
-	wg       sync.WaitGroup
+	live     sync.Map       // call id -> *live
+	wg       sync.WaitGroup // calls in progress
+	cleanup  sync.WaitGroup // legs still being cancelled after their call moved on
 	active   atomic.Int64
 	draining atomic.Bool
 	hangup   chan struct{} // closed when the drain timeout ends: calls in progress hang up
@@ -106,14 +107,29 @@ func (e *Engine) Draining() bool { return e.draining.Load() }
 
 // Drain stops taking new calls and waits for the calls in progress to end; when
 // ctx ends first, the remaining calls are hung up and their records written.
+//
+// Legs still being cancelled (a 200 that crosses our CANCEL is ACKed and
+// hung up) get what is left of ctx, no more: an INVITE that never had a
+// response keeps its transaction until Timer B (32 s), and a shutdown
+// must not wait for that.
 func (e *Engine) Drain(ctx context.Context) {
 	e.draining.Store(true)
-	done := make(chan struct{})
-	go func() { e.wg.Wait(); close(done) }()
+	calls := waitGroupDone(&e.wg)
 	select {
-	case <-done:
+	case <-calls:
 	case <-ctx.Done():
 		e.once.Do(func() { close(e.hangup) })
-		<-done
+		<-calls
 	}
+	select {
+	case <-waitGroupDone(&e.cleanup):
+	case <-ctx.Done():
+	}
+}
+
+// waitGroupDone is closed once wg's count is zero.
+func waitGroupDone(wg *sync.WaitGroup) <-chan struct{} {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return done
 }

@@ -1,8 +1,10 @@
 package sipserver
 
 import (
+	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -122,5 +124,41 @@ func TestMalformedInputThenGoodCall(t *testing.T) {
 		if r.HangupCause != "media_error" {
 			t.Errorf("broken SDP call recorded as %q", r.HangupCause)
 		}
+	}
+}
+
+// TestDrainBoundedByTimeout: a shutdown ends within the drain timeout even
+// while an outbound INVITE the caller cancelled has had no response at all
+// (a CANCEL cannot be sent before a provisional response, so sipgo keeps
+// that transaction until Timer B, 32 s): cleaning up such a leg is not a
+// call in progress.
+func TestDrainBoundedByTimeout(t *testing.T) {
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // a trunk that never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	h := startServer(t, sippTrunkDoc(silent.LocalAddr().String(), "", ""), harnessOptions{drain: time.Second})
+	carrier := newPhone(t, testphone.Config{Name: "carrier", User: "carrier", IP: netip.MustParseAddr("127.0.0.1")})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := carrier.StartCall(ctx, "sip:+34910000000@"+h.addr, testphone.DialOptions{FromUser: "+34911222333"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8192)
+	_ = silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, _, err := silent.ReadFrom(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "INVITE ") {
+		t.Fatalf("the trunk got no INVITE: %v %q", err, buf[:n])
+	}
+	hangup(t, c)
+	if rec := h.waitCalls("acme", 1)[0]; !sippTraceHas(rec, "caller hung up before an answer") {
+		t.Errorf("trace %q", rec.Trace)
+	}
+	h.cancel() // SIGTERM
+	select {
+	case <-h.done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the server did not stop within 5 s of SIGTERM; the drain timeout is 1 s")
 	}
 }
