@@ -70,6 +70,15 @@ func (p *parkLots) leave(account, orbit string, slot *parked) bool {
 	return true
 }
 
+// abandon takes out of its orbit a call that left before it could wait
+// there (it was never answered); a pickup that took it first, and waits
+// for the bridge, is told the parked caller hung up.
+func (p *parkLots) abandon(account, orbit string, slot *parked) {
+	if !p.leave(account, orbit, slot) {
+		(<-slot.pickup).done <- "caller_bye"
+	}
+}
+
 // take hands pk to the call in an orbit; false when the orbit is empty.
 func (p *parkLots) take(account, orbit string, pk *pickup) bool {
 	p.mu.Lock()
@@ -107,7 +116,7 @@ func (c *call) park(ctx, dctx context.Context, name string, lot config.Park, dep
 		return c.unpark(ctx, dctx, name, lot, depth)
 	}
 	if !c.answerCaller() {
-		c.e.parks.leave(account, orbit, slot)
+		c.e.parks.abandon(account, orbit, slot)
 		return result{class: failNoAnswer}
 	}
 	c.tracef("parked in orbit %s of %s", orbit, name)
