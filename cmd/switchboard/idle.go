@@ -10,32 +10,42 @@ import (
 // call is in progress before it is handed back to the OS.
 const idleRelease = 32 << 20
 
+// idleSettle is how long after the last call a burst's memory becomes
+// garbage: sipgo keeps each call's SIP transactions 32 s after it ended
+// (RFC 3261 timers J, L, M).
+const idleSettle = 40 * time.Second
+
 // releaseWhenIdle hands the memory of a burst of calls back to the OS once
 // it is over: the Go runtime keeps the pages it grew to and its background
 // scavenger returns them only slowly, so after a peak the process would
-// hold its peak RSS for many minutes. Every period while active reports no
-// call, release runs (serve passes debug.FreeOSMemory: a GC, then the free
-// pages go back) on the first such tick after calls were up, and again
-// whenever more than idleRelease of heap pages are free but still held
-// (SIP transactions outlive their calls by 32 s, so a burst's memory frees
-// in steps).
-func releaseWhenIdle(ctx context.Context, period time.Duration, active func() int64, free func() uint64, release func()) {
+// hold its peak RSS for many minutes. On period ticks while active reports
+// no call, release runs (serve passes debug.FreeOSMemory: a GC, then the
+// free pages go back): on the first such tick after calls were up; on the
+// first one settle after the last call, when the SIP transactions that
+// outlive the calls have expired (an idle process allocates nothing, so
+// without this no GC would find them garbage until the runtime's forced
+// one, up to 2 minutes later); and whenever more than idleRelease of heap
+// pages are free but still held.
+func releaseWhenIdle(ctx context.Context, period, settle time.Duration, active func() int64, free func() uint64, release func()) {
 	t := time.NewTicker(period)
 	defer t.Stop()
-	busy := false // calls were up since the last release
+	var lastBusy time.Time
+	owed := 0 // releases owed for the last burst: 2, then 1 once right after it
 	for {
+		var now time.Time
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now = <-t.C:
 		}
-		if active() > 0 {
-			busy = true
-			continue
-		}
-		if busy || free() > idleRelease {
+		switch {
+		case active() > 0:
+			lastBusy, owed = now, 2
+		case owed == 2, owed == 1 && now.Sub(lastBusy) >= settle:
 			release()
-			busy = false
+			owed--
+		case free() > idleRelease:
+			release()
 		}
 	}
 }

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Memory goes back once a burst of calls is over, and again when freed
+// Memory goes back once a burst of calls is over, again once the SIP
+// transactions that outlive the calls have expired, and whenever freed
 // pages pile up; never while calls are up, and not for the live data that
 // stays.
 func TestReleaseWhenIdle(t *testing.T) {
@@ -16,7 +17,7 @@ func TestReleaseWhenIdle(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		releaseWhenIdle(ctx, 5*time.Millisecond, calls.Load, func() uint64 { return uint64(free.Load()) }, func() {
+		releaseWhenIdle(ctx, 5*time.Millisecond, 100*time.Millisecond, calls.Load, func() uint64 { return uint64(free.Load()) }, func() {
 			released.Add(1)
 			free.Store(0)
 		})
@@ -36,13 +37,18 @@ func TestReleaseWhenIdle(t *testing.T) {
 		t.Fatal("released while calls were up")
 	}
 	calls.Store(0)
+	ended := time.Now()
 	wait("once the burst is over", 1)
+	wait("once the transactions have expired", 2) // nothing free: they are garbage only a GC finds
+	if d := time.Since(ended); d < 100*time.Millisecond {
+		t.Errorf("second release %v after the burst, before it settled (100ms)", d)
+	}
 	time.Sleep(50 * time.Millisecond)
-	if released.Load() != 1 {
+	if released.Load() != 2 {
 		t.Errorf("released %d times while idle with nothing free", released.Load())
 	}
-	free.Store(2 * idleRelease) // the burst's SIP transactions expired
-	wait("when freed pages pile up", 2)
+	free.Store(2 * idleRelease)
+	wait("when freed pages pile up", 3)
 	cancel()
 	<-done
 }

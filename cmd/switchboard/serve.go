@@ -163,7 +163,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 		_ = hs.Shutdown(sctx)
 	}()
 	log.Info("http listening", "addr", hl.Addr().String())
-	go releaseWhenIdle(ctx, 10*time.Second, active, freeHeap, debug.FreeOSMemory)
+	go releaseWhenIdle(ctx, 10*time.Second, idleSettle, active, freeHeap, debug.FreeOSMemory)
 
 	return srv.Run(ctx, o.drain, func() {
 		if started != nil {
