@@ -89,7 +89,7 @@ func main() {
 	flag.BoolVar(&o.keepGoing, "keep-going", false, "run every step even after one fails")
 	flag.BoolVar(&o.keepRec, "keep-recordings", false, "keep the WAV files (N x 32 kB/s)")
 	flag.IntVar(&o.dump, "dump", 0, "write the arrivals of this many callers' and callees' legs to legs/*.tsv")
-	flag.BoolVar(&o.pprof, "pprof", false, "serve --pprof and save a heap and goroutine profile with all calls up")
+	flag.BoolVar(&o.pprof, "pprof", false, "serve --pprof and save a heap, goroutine and 8 s CPU profile with all calls up")
 	flag.Parse()
 	for _, f := range strings.Split(ladder, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -591,7 +591,7 @@ func dirBytes(dir string) int64 {
 }
 
 func saveProfiles(sb *server, dir string) {
-	for name, q := range map[string]string{"heap.pb.gz": "/debug/pprof/heap?gc=1", "goroutines.txt": "/debug/pprof/goroutine?debug=1"} {
+	for name, q := range map[string]string{"heap.pb.gz": "/debug/pprof/heap?gc=1", "goroutines.txt": "/debug/pprof/goroutine?debug=1", "cpu.pb.gz": "/debug/pprof/profile?seconds=8"} {
 		resp, err := http.Get(sb.url + q)
 		if err != nil {
 			continue
