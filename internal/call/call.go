@@ -85,11 +85,10 @@ type call struct {
 // handler plus our setup: 16 KiB) and shrinks only at a GC, which seldom
 // runs while calls just relay RTP.
 func (e *Engine) Handle(ctx context.Context, in Inbound) {
-	if e.draining.Load() {
+	if !e.admit() {
 		_ = in.Tx.Respond(sip.NewResponseFromRequest(in.Req, 503, "Service Unavailable", nil))
 		return
 	}
-	e.wg.Add(1)
 	e.active.Add(1)
 	if e.cfg.Hooks.Started != nil {
 		e.cfg.Hooks.Started()

@@ -77,6 +77,7 @@ type Engine struct {
 	wg       sync.WaitGroup // calls in progress
 	cleanup  sync.WaitGroup // legs still being cancelled after their call moved on
 	active   atomic.Int64
+	admitMu  sync.Mutex // orders admit's wg.Add before Drain's wg.Wait
 	draining atomic.Bool
 	hangup   chan struct{} // closed when the drain timeout ends: calls in progress hang up
 	once     sync.Once
@@ -113,7 +114,9 @@ func (e *Engine) Draining() bool { return e.draining.Load() }
 // response keeps its transaction until Timer B (32 s), and a shutdown
 // must not wait for that.
 func (e *Engine) Drain(ctx context.Context) {
+	e.admitMu.Lock()
 	e.draining.Store(true)
+	e.admitMu.Unlock()
 	calls := waitGroupDone(&e.wg)
 	select {
 	case <-calls:
@@ -125,6 +128,18 @@ func (e *Engine) Drain(ctx context.Context) {
 	case <-waitGroupDone(&e.cleanup):
 	case <-ctx.Done():
 	}
+}
+
+// admit counts a new call in, unless the engine is draining: a call is
+// either counted before Drain starts waiting or refused.
+func (e *Engine) admit() bool {
+	e.admitMu.Lock()
+	defer e.admitMu.Unlock()
+	if e.draining.Load() {
+		return false
+	}
+	e.wg.Add(1)
+	return true
 }
 
 // waitGroupDone is closed once wg's count is zero.
