@@ -9,7 +9,7 @@ PKGS      := ./...
 FUZZTIME  ?= 20000x
 # package:target pairs, FUZZTIME inputs each, run by `make test`
 FUZZ      := ./internal/config:FuzzParse ./internal/routing:FuzzPrefixMatch \
-             ./internal/media:FuzzParseSDP ./internal/media:FuzzDTMF ./internal/media:FuzzDTMFInfo ./internal/media:FuzzRelaySDP ./internal/media:FuzzReadWAV \
+             ./internal/media:FuzzParseSDP ./internal/media:FuzzDTMF ./internal/media:FuzzDTMFInfo ./internal/media:FuzzRelaySDP ./internal/media:FuzzRTCP ./internal/media:FuzzReadWAV \
              ./internal/registrar:FuzzDigestHeader ./internal/sipserver:FuzzInviteHeaders
 
 .PHONY: all build demo test unit fuzz bench lint clean prompts

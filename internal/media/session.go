@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 )
 
@@ -559,29 +558,25 @@ func (r *recvStats) lost() int64 {
 	return int64(r.extMax()) - int64(r.baseSeq) + 1 - int64(r.received)
 }
 
-// report builds the reception report block and rolls the interval counters.
-func (r *recvStats) report(now time.Time) rtcp.ReceptionReport {
-	expected := r.extMax() - r.baseSeq + 1
-	expInt := expected - r.expectedPrior
-	recvInt := r.received - r.receivedPrior
-	r.expectedPrior, r.receivedPrior = expected, r.received
-	var fraction uint8
+// report fills r's reception report block and rolls the interval counters.
+func (rs *recvStats) report(now time.Time, r *rtcpReport) {
+	expected := rs.extMax() - rs.baseSeq + 1
+	expInt := expected - rs.expectedPrior
+	recvInt := rs.received - rs.receivedPrior
+	rs.expectedPrior, rs.receivedPrior = expected, rs.received
+	r.fraction = 0
 	if lostInt := int64(expInt) - int64(recvInt); expInt > 0 && lostInt > 0 {
-		fraction = uint8(lostInt << 8 / int64(expInt))
+		r.fraction = uint8(lostInt << 8 / int64(expInt))
 	}
-	lost := min(max(r.lost(), 0), 0x7FFFFF)
-	rr := rtcp.ReceptionReport{
-		SSRC:               r.ssrc,
-		FractionLost:       fraction,
-		TotalLost:          uint32(lost),
-		LastSequenceNumber: r.extMax(),
-		Jitter:             uint32(r.jitter),
-		LastSenderReport:   r.lastSR,
+	r.block = true
+	r.source = rs.ssrc
+	r.lost = uint32(min(max(rs.lost(), 0), 0x7FFFFF))
+	r.extSeq = rs.extMax()
+	r.jitter = uint32(rs.jitter)
+	r.lsr, r.dlsr = rs.lastSR, 0
+	if !rs.lastSRAt.IsZero() {
+		r.dlsr = uint32(now.Sub(rs.lastSRAt).Seconds() * 65536)
 	}
-	if !r.lastSRAt.IsZero() {
-		rr.Delay = uint32(now.Sub(r.lastSRAt).Seconds() * 65536)
-	}
-	return rr
 }
 
 // RTCP needs no goroutine of its own. Every interval a timer reads the
@@ -647,23 +642,21 @@ func (s *Session) handleRTCP(b []byte, from netip.AddrPort, at time.Time) {
 		s.dropped.Add(1)
 		return
 	}
-	pkts, err := rtcp.Unmarshal(b)
+	ntp, hasSR, err := readRTCP(b)
 	if err != nil {
 		s.dropped.Add(1)
 		return
 	}
 	s.rtcpIn.Add(1)
-	for _, p := range pkts {
-		if sr, ok := p.(*rtcp.SenderReport); ok {
-			s.statsMu.Lock()
-			s.recv.lastSR = uint32(sr.NTPTime >> 16)
-			s.recv.lastSRAt = at
-			s.statsMu.Unlock()
-		}
+	if hasSR {
+		s.statsMu.Lock()
+		s.recv.lastSR = uint32(ntp >> 16)
+		s.recv.lastSRAt = at
+		s.statsMu.Unlock()
 	}
 }
 
-// sendRTCP sends a compound SR or RR + SDES (+ BYE).
+// sendRTCP sends our compound report: SR or RR, SDES, and BYE when bye.
 func (s *Session) sendRTCP(bye bool) {
 	s.mu.Lock()
 	dst := s.remoteRTCP
@@ -672,41 +665,22 @@ func (s *Session) sendRTCP(bye bool) {
 		return
 	}
 	now := time.Now()
-	var reports []rtcp.ReceptionReport
+	r := rtcpReport{ssrc: s.ssrc, cname: s.cname, bye: bye}
 	s.statsMu.Lock()
 	if s.recv.started {
-		reports = append(reports, s.recv.report(now))
+		s.recv.report(now, &r)
 	}
 	s.statsMu.Unlock()
-
-	var first rtcp.Packet
 	s.wmu.Lock()
 	if s.srPkts > 0 {
-		first = &rtcp.SenderReport{
-			SSRC:        s.ssrc,
-			NTPTime:     ntpTime(now),
-			RTPTime:     s.timelineAt(now),
-			PacketCount: s.srPkts,
-			OctetCount:  s.srBytes,
-			Reports:     reports,
-		}
-	} else {
-		first = &rtcp.ReceiverReport{SSRC: s.ssrc, Reports: reports}
+		r.sender = true
+		r.ntp, r.rtpTime = ntpTime(now), s.timelineAt(now)
+		r.packets, r.octets = s.srPkts, s.srBytes
 	}
 	s.wmu.Unlock()
-	pkts := []rtcp.Packet{first, &rtcp.SourceDescription{Chunks: []rtcp.SourceDescriptionChunk{{
-		Source: s.ssrc,
-		Items:  []rtcp.SourceDescriptionItem{{Type: rtcp.SDESCNAME, Text: s.cname}},
-	}}}}
-	if bye {
-		pkts = append(pkts, &rtcp.Goodbye{Sources: []uint32{s.ssrc}})
-	}
-	b, err := rtcp.Marshal(pkts)
-	if err != nil {
-		s.log.Debug("rtcp marshal", "err", err)
-		return
-	}
-	if _, err := s.rtcpConn.WriteToUDPAddrPort(b, dst); err == nil {
+	bp := writeBufs.Get().(*[maxPacketSize]byte)
+	defer writeBufs.Put(bp)
+	if _, err := s.rtcpConn.WriteToUDPAddrPort(r.appendTo(bp[:0]), dst); err == nil {
 		s.rtcpOut.Add(1)
 	}
 }
