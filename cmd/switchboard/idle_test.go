@@ -17,7 +17,7 @@ func TestReleaseWhenIdle(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		releaseWhenIdle(ctx, 5*time.Millisecond, 100*time.Millisecond, calls.Load, func() uint64 { return uint64(free.Load()) }, func() {
+		releaseWhenIdle(ctx, 5*time.Millisecond, 200*time.Millisecond, calls.Load, func() uint64 { return uint64(free.Load()) }, func() {
 			released.Add(1)
 			free.Store(0)
 		})
@@ -40,8 +40,11 @@ func TestReleaseWhenIdle(t *testing.T) {
 	ended := time.Now()
 	wait("once the burst is over", 1)
 	wait("once the transactions have expired", 2) // nothing free: they are garbage only a GC finds
+	// Settling counts from the last tick that saw calls, which a busy
+	// scheduler can leave a little before they ended: half of it is the
+	// bound that shows the release waited.
 	if d := time.Since(ended); d < 100*time.Millisecond {
-		t.Errorf("second release %v after the burst, before it settled (100ms)", d)
+		t.Errorf("second release %v after the burst, long before it settled (200ms)", d)
 	}
 	time.Sleep(50 * time.Millisecond)
 	if released.Load() != 2 {
