@@ -80,14 +80,18 @@ func (p *Passthrough) relay(from Side) {
 	defer p.wg.Done()
 	in, out := &p.sides[from], &p.sides[from.Other()]
 	buf := make([]byte, maxPacketSize)
+	failures := 0
 	for {
 		n, src, err := in.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			failures++
+			time.Sleep(readErrorPause(failures))
 			continue
 		}
+		failures = 0
 		src = unmap(src)
 		if cur := in.remote.Load(); cur == nil || *cur != src {
 			in.remote.Store(&src) // symmetric: answer where it comes from

@@ -418,11 +418,11 @@ func (s *Session) readEach(ctx context.Context, pkt *rtp.Packet, log *slog.Logge
 			}
 			failures++
 			log.Debug("rtp read", "err", err)
-			if failures > 10 {
+			if d := readErrorPause(failures); d > 0 {
 				select {
 				case <-ctx.Done():
 					return
-				case <-time.After(FrameDuration):
+				case <-time.After(d):
 				}
 			}
 			continue
@@ -432,6 +432,16 @@ func (s *Session) readEach(ctx context.Context, pkt *rtp.Packet, log *slog.Logge
 			return
 		}
 	}
+}
+
+// readErrorPause is how long a read loop waits after its failures-th read
+// error in a row: nothing for the first ten, then a frame each, so that a
+// broken socket does not spin a CPU.
+func readErrorPause(failures int) time.Duration {
+	if failures > 10 {
+		return FrameDuration
+	}
+	return 0
 }
 
 // mapSource returns the outgoing timestamp for a writer's timestamp.
