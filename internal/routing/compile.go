@@ -24,6 +24,9 @@ type Snapshot struct {
 	orbits     map[string]string    // park orbit number -> park lot
 	blocklists map[string][]pattern // user -> compiled blocklist
 	homeCC     int                  // country of the account, for national blocklist patterns
+	targets    map[string]Target    // every target string of the document, resolved
+	// defaultTrunk is the trunk external numbers go out through.
+	defaultTrunk string
 }
 
 // forwardReason says why a number's forwarding is active.
@@ -231,6 +234,7 @@ func (s *Snapshot) compileDirectory() error {
 		return sortedJoin(errs)
 	}
 	s.homeCC = s.accountCountry()
+	s.compileTargets()
 	return nil
 }
 
