@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 
-	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/accounts"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -20,25 +19,13 @@ func cmdValidate(_ context.Context, args []string, out io.Writer) error {
 	if *file == "" {
 		return fmt.Errorf("%w: -f FILE is required", errUsage)
 	}
-	doc, err := config.LoadFile(*file)
+	doc, err := accounts.ValidateFile(*file)
 	if err != nil {
-		return fileErr(*file, err)
+		return err
 	}
 	fmt.Fprintf(out, "%s: account %q is valid (%d numbers, %d extensions, %d users)\n",
 		*file, doc.Account, len(doc.Numbers), len(doc.Extensions), len(doc.Users))
 	return nil
-}
-
-// fileErr prefixes validation errors, one per line, with the file name.
-func fileErr(file string, err error) error {
-	if fields := config.Fields(err); fields != nil {
-		msg := fmt.Sprintf("%s: %d errors", file, len(fields))
-		for _, f := range fields {
-			msg += "\n  " + f.Error()
-		}
-		return errors.New(msg)
-	}
-	return err
 }
 
 func cmdApply(ctx context.Context, args []string, out io.Writer) error {
@@ -51,17 +38,16 @@ func cmdApply(ctx context.Context, args []string, out io.Writer) error {
 	if *file == "" {
 		return fmt.Errorf("%w: -f FILE is required", errUsage)
 	}
-	doc, err := config.LoadFile(*file)
+	doc, err := accounts.ValidateFile(*file)
 	if err != nil {
-		return fileErr(*file, err)
+		return err
 	}
-	doc.ResolvePaths(filepath.Dir(*file))
 	st, err := store.Open(ctx, *db)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	version, err := st.ApplyConfig(ctx, doc)
+	version, err := accounts.Apply(ctx, st, doc)
 	if err != nil {
 		return err
 	}
@@ -85,17 +71,7 @@ func cmdExport(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	doc, _, err := st.LoadConfig(ctx, pos[0])
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("account %q not found", pos[0])
-	}
-	if err != nil {
-		return err
-	}
-	if !*secrets {
-		doc = doc.Redact()
-	}
-	b, err := doc.Marshal()
+	b, err := accounts.Export(ctx, st, pos[0], *secrets)
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 
 	"github.com/switchboard/switchboard/examples"
-	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/accounts"
 	"github.com/switchboard/switchboard/internal/demo"
-	"github.com/switchboard/switchboard/internal/sipserver"
+	"github.com/switchboard/switchboard/internal/node"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -36,9 +36,9 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	if err := os.CopyFS(dir, examples.FS); err != nil {
 		return fmt.Errorf("unpack sample account: %w", err)
 	}
-	doc, err := config.LoadFile(filepath.Join(dir, "acme.yaml"))
+	doc, err := accounts.ValidateFile(filepath.Join(dir, "acme.yaml"))
 	if err != nil {
-		return fileErr("acme.yaml", err)
+		return err
 	}
 	world, err := demo.NewWorld(ctx, doc)
 	if err != nil {
@@ -66,28 +66,24 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	log := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: level}))
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	type started struct {
-		srv  *sipserver.Server
-		http net.Addr
-	}
-	up := make(chan started, 1)
+	up := make(chan *node.Node, 1)
 	done := make(chan error, 1)
 	dbURL := "sqlite:" + filepath.Join(dir, "demo.db")
 	go func() {
 		done <- serve(sctx, serveOptions{
 			db: dbURL, sip: "127.0.0.1:0", http: *httpAddr, config: cfgFile,
 			rtpPorts: "17000-17999", drain: 2e9, rtpTimeout: 60e9, recordings: filepath.Join(dir, "recordings"),
-		}, log, func(s *sipserver.Server, h net.Addr) { up <- started{s, h} })
+		}, log, func(n *node.Node) { up <- n })
 	}()
-	var s started
+	var n *node.Node
 	select {
-	case s = <-up:
+	case n = <-up:
 	case err := <-done:
 		return err
 	}
-	sipAddr := s.srv.UDPAddr().String()
+	sipAddr := n.SIP.UDPAddr().String()
 	fmt.Fprintf(out, "Switchboard demo: account %q on a throw-away SQLite database\n", doc.Account)
-	fmt.Fprintf(out, "SIP on %s (UDP and TCP), HTTP on http://%s (/metrics, /healthz)\n", sipAddr, s.http)
+	fmt.Fprintf(out, "SIP on %s (UDP and TCP), HTTP on http://%s (/metrics, /healthz)\n", sipAddr, n.HTTPAddr)
 	fmt.Fprintf(out, "phones: carrier %s, PSTN %s, users on 127.0.0.1\n\n", demo.CarrierIP, world.PSTN.Addr())
 
 	if err := world.Register(ctx, sipAddr); err != nil {
@@ -102,7 +98,7 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if !*once {
-		fmt.Fprintf(out, "\nThe server keeps running: metrics at http://%s/metrics. Ctrl-C to stop.\n", s.http)
+		fmt.Fprintf(out, "\nThe server keeps running: metrics at http://%s/metrics. Ctrl-C to stop.\n", n.HTTPAddr)
 		<-ctx.Done()
 	}
 	stop()

@@ -20,7 +20,7 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib"
 
-	"github.com/switchboard/switchboard/internal/sipserver"
+	"github.com/switchboard/switchboard/internal/node"
 )
 
 const sample = "../../examples/acme.yaml"
@@ -260,7 +260,7 @@ func TestServeHTTPEndpoints(t *testing.T) {
 		done <- serve(ctx, serveOptions{
 			db: db, sip: "127.0.0.1:0", http: "127.0.0.1:0",
 			config: sample, rtpPorts: "41000-41099", drain: time.Second, rtpTimeout: time.Minute,
-		}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(_ *sipserver.Server, h net.Addr) { started <- up{h} })
+		}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(n *node.Node) { started <- up{n.HTTPAddr} })
 	}()
 	var u up
 	select {

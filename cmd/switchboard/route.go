@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/switchboard/switchboard/internal/accounts"
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
@@ -47,13 +47,15 @@ func cmdRoute(ctx context.Context, args []string, out io.Writer) error {
 		return fmt.Errorf("%w: --captcha must be pass or fail", errUsage)
 	}
 
-	var (
-		doc     *config.Document
-		counter = func(string) (uint64, error) { return 0, nil }
-	)
+	var ex *routing.Explanation
 	if *file != "" {
-		if doc, err = config.LoadFile(*file); err != nil {
-			return fileErr(*file, err)
+		doc, err := accounts.ValidateFile(*file)
+		if err != nil {
+			return err
+		}
+		ex, err = accounts.ExplainDoc(doc, req)
+		if err != nil {
+			return err
 		}
 	} else {
 		st, err := store.Open(ctx, *db)
@@ -61,26 +63,9 @@ func cmdRoute(ctx context.Context, args []string, out io.Writer) error {
 			return err
 		}
 		defer st.Close()
-		if doc, _, err = st.LoadConfig(ctx, *account); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("account %q not found", *account)
-			}
+		if ex, err = accounts.Explain(ctx, st, *account, req); err != nil {
 			return err
 		}
-		listed, err := st.Reputation(ctx, *account, *from)
-		if err != nil {
-			return err
-		}
-		req.Reputation = max(req.Reputation, listed)
-		counter = func(ext string) (uint64, error) { return st.PeekRotation(ctx, *account, ext) }
-	}
-	snap, err := routing.Compile(doc)
-	if err != nil {
-		return err
-	}
-	ex, err := routing.Explain(snap, &req, counter)
-	if err != nil {
-		return err
 	}
 	if *asJSON {
 		enc := json.NewEncoder(out)

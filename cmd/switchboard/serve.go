@@ -2,27 +2,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/switchboard/switchboard/internal/api"
-	"github.com/switchboard/switchboard/internal/call"
-	"github.com/switchboard/switchboard/internal/config"
-	"github.com/switchboard/switchboard/internal/metrics"
-	"github.com/switchboard/switchboard/internal/sipserver"
-	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/node"
 )
 
 // serveOptions are the settings of one server process.
@@ -63,9 +54,9 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	return serve(ctx, o, log, nil)
 }
 
-// serve runs a server until ctx ends. started, if set, is called with the
-// server once it is listening and loaded.
-func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*sipserver.Server, net.Addr)) error {
+// serve runs a node until ctx ends. started, if set, is called with the
+// node once it is listening and loaded.
+func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*node.Node)) error {
 	lo, hi, err := parsePortRange(o.rtpPorts)
 	if err != nil {
 		return fmt.Errorf("%w: --rtp-ports: %v", errUsage, err)
@@ -76,100 +67,29 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 			return fmt.Errorf("%w: --media-ip: %v", errUsage, err)
 		}
 	}
-	st, err := store.Open(ctx, o.db)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if o.config != "" {
-		doc, err := config.LoadFile(o.config)
-		if err != nil {
-			return fileErr(o.config, err)
-		}
-		doc.ResolvePaths(filepath.Dir(o.config))
-		if _, err := st.ApplyConfig(ctx, doc); err != nil {
-			return err
-		}
-	}
-
-	reg := &metrics.Registry{}
-	byOutcome := reg.NewCounterVec("switchboard_calls_total", "Calls ended, by outcome.", "outcome")
-	started_ := reg.NewCounter("switchboard_calls_started_total", "Calls received.")
-	answered := reg.NewCounter("switchboard_calls_answered_total", "Calls answered by a destination.")
-	registrations := reg.NewCounter("switchboard_registrations_total", "Successful registrations (new or refreshed bindings).")
-	var cps metrics.Rate
-	// Call records are written in batches; Close after the drain writes
-	// the last ones.
-	records := st.NewCallWriter(log)
-	defer records.Close()
-	srv, err := sipserver.New(sipserver.Config{
-		Store:      st,
-		Records:    records,
-		Log:        log,
+	n, err := node.Start(ctx, node.Options{
+		DB:         o.db,
 		SIPAddr:    o.sip,
+		HTTPAddr:   o.http,
+		ConfigFile: o.config,
 		MediaIP:    mediaIP,
 		RTPMin:     lo,
 		RTPMax:     hi,
+		Drain:      o.drain,
 		RTPTimeout: o.rtpTimeout,
 		Secret:     []byte(o.secret),
 		Recordings: o.recordings,
-		OnRegister: func(string, string) { registrations.Inc() },
-		Hooks: call.Hooks{
-			Started: func() { started_.Inc(); cps.Mark() },
-			Ended: func(rec *store.CallRecord) {
-				byOutcome.With(rec.Outcome).Add(1)
-				if rec.AnsweredBy != "" {
-					answered.Inc()
-				}
-			},
-		},
+		Pprof:      o.pprof,
+		Log:        log,
 	})
 	if err != nil {
 		return err
 	}
-	active := func() int64 {
-		if e := srv.Engine(); e != nil {
-			return e.Active()
-		}
-		return 0
+	go releaseWhenIdle(ctx, 10*time.Second, idleSettle, n.Engine.Active, freeHeap, debug.FreeOSMemory)
+	if started != nil {
+		started(n)
 	}
-	reg.NewGaugeFunc("switchboard_calls_active", "Calls in progress.", active)
-	reg.NewGaugeFunc("switchboard_calls_per_second", "Calls received in the last full second.", func() int64 { return int64(cps.PerSecond()) })
-	reg.NewGaugeFunc("go_goroutines", "Goroutines that currently exist.", func() int64 { return int64(runtime.NumGoroutine()) })
-	reg.NewGaugeFunc("go_memstats_heap_inuse_bytes", "Heap bytes in use.", func() int64 {
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.HeapInuse)
-	})
-	reg.NewGaugeFunc("go_memstats_stack_inuse_bytes", "Goroutine stack bytes in use.", func() int64 {
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return int64(m.StackInuse)
-	})
-
-	hl, err := net.Listen("tcp", o.http)
-	if err != nil {
-		return fmt.Errorf("http listen %s: %w", o.http, err)
-	}
-	hs := &http.Server{Handler: api.NewHandler(api.Options{Ready: srv.Ready, Metrics: reg, Pprof: o.pprof, Tokens: st, Calls: liveCalls{srv}}), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("http server", "err", err)
-		}
-	}()
-	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hs.Shutdown(sctx)
-	}()
-	log.Info("http listening", "addr", hl.Addr().String())
-	go releaseWhenIdle(ctx, 10*time.Second, idleSettle, active, freeHeap, debug.FreeOSMemory)
-
-	return srv.Run(ctx, o.drain, func() {
-		if started != nil {
-			started(srv, hl.Addr())
-		}
-	})
+	return n.Wait()
 }
 
 func parsePortRange(s string) (int, int, error) {
@@ -180,15 +100,4 @@ func parsePortRange(s string) (int, int, error) {
 		return 0, 0, fmt.Errorf("%q is not a port range such as 10000-20000", s)
 	}
 	return lo, hi, nil
-}
-
-// liveCalls is the API's view of the calls in progress: the server's call
-// engine, which exists once the server runs.
-type liveCalls struct{ srv *sipserver.Server }
-
-func (l liveCalls) SetVariable(account, id, name, value string) error {
-	if e := l.srv.Engine(); e != nil {
-		return e.SetVariable(account, id, name, value)
-	}
-	return call.ErrNoCall
 }

@@ -69,6 +69,7 @@ type call struct {
 	vars     variables // call variables: IVR input, the API
 	early    *ringback // the ringing sound we play to the caller, if any
 	recorder *recording
+	cause    Cause // why the call ended, once it has
 	// confirmed is closed once the caller acknowledged our 200, and then nil.
 	confirmed chan struct{}
 }
@@ -86,13 +87,10 @@ type call struct {
 // runs while calls just relay RTP.
 func (e *Engine) Handle(ctx context.Context, in Inbound) {
 	if !e.admit() {
-		_ = in.Tx.Respond(sip.NewResponseFromRequest(in.Req, 503, "Service Unavailable", nil))
+		_ = Respond(in.Tx, in.Req, ErrUnavailable)
 		return
 	}
 	e.active.Add(1)
-	if e.cfg.Hooks.Started != nil {
-		e.cfg.Hooks.Started()
-	}
 	confirmed := make(chan struct{})
 	c := &call{e: e, in: in, confirmed: confirmed}
 	done := make(chan struct{})
@@ -127,14 +125,15 @@ func (c *call) main(ctx context.Context, done chan<- struct{}) {
 		lc.Number, lc.Caller = in.Route.Number, in.Route.Caller
 	}
 	e.live.Store(c.rec.ID, &live{LiveCall: lc, vars: &c.vars})
+	c.emit(EventStarted, "", "")
 	defer e.live.Delete(c.rec.ID)
 	defer c.finish()
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("call panicked", "panic", r)
-			c.rec.HangupCause = "internal_error"
+			c.cause = CauseInternalError
 			if c.dlg != nil && c.dlg.LoadState() < sip.DialogStateEstablished {
-				_ = c.dlg.Respond(500, "Server Internal Error", nil)
+				c.reject(errors.New("panic"))
 			}
 		}
 	}()
@@ -156,8 +155,8 @@ func (c *call) run(ctx context.Context) {
 	dlg, err := c.e.cfg.UA.ReadInvite(c.in.Req, c.in.Tx)
 	if err != nil {
 		c.log.Info("bad INVITE", "err", err)
-		_ = c.in.Tx.Respond(sip.NewResponseFromRequest(c.in.Req, 400, "Bad Request", nil))
-		c.rec.Outcome, c.rec.HangupCause = "rejected", "bad_request"
+		_ = Respond(c.in.Tx, c.in.Req, ErrBadRequest)
+		c.rec.Outcome, c.cause = string(routing.OutcomeRejected), CauseBadRequest
 		return
 	}
 	c.dlg = dlg
@@ -198,11 +197,11 @@ func (c *call) run(ctx context.Context) {
 		c.bridge(ctx, dctx, res)
 	case dctx.Err() != nil:
 		switch {
-		case c.rec.HangupCause == "abandoned", c.rec.HangupCause == "ack_timeout": // left the queue; our BYE
+		case c.cause == CauseAbandoned, c.cause == CauseAckTimeout: // left the queue; our BYE
 		case c.answered: // in an IVR, captcha or queue
-			c.rec.HangupCause = "caller_bye"
+			c.cause = CauseCallerBye
 		default:
-			c.rec.HangupCause = "caller_cancel"
+			c.cause = CauseCallerCancel
 			c.tracef("caller hung up before an answer")
 		}
 	default:
@@ -245,8 +244,8 @@ func (c *call) route() (string, bool) {
 	if status == 0 {
 		status = 480
 	}
-	c.rec.HangupCause = "rejected"
-	c.refuse(status, reasonPhrase(status)) // a BYE after a captcha's goodbye
+	c.cause = CauseRejected
+	c.refuse(&SIPError{Code: status}) // a BYE after a captcha's goodbye
 	return "", false
 }
 
@@ -263,11 +262,11 @@ func (c *call) answerCaller() bool {
 	c.peer.sdp.Store(&c.answer)
 	if err := c.dlg.RespondSDP(c.answer); err != nil {
 		if c.dlg.Context().Err() != nil {
-			c.rec.HangupCause = "caller_cancel"
+			c.cause = CauseCallerCancel
 			return false
 		}
 		c.log.Info("caller never acknowledged the answer", "err", err)
-		c.rec.HangupCause = "ack_timeout"
+		c.cause = CauseAckTimeout
 		c.byeCaller()
 		return false
 	}
@@ -285,30 +284,29 @@ func (c *call) answerCaller() bool {
 // openMedia negotiates the caller's offer and opens the inbound RTP session.
 func (c *call) openMedia() error {
 	body := c.in.Req.Body()
-	fail := func(code int, reason string, err error) error {
+	fail := func(code int, err error) error {
 		c.tracef("caller SDP: %v -> %d", err, code)
-		c.rec.HangupCause = "media_error"
-		h := sip.NewHeader("Warning", fmt.Sprintf("399 switchboard %q", err.Error()))
-		_ = c.dlg.Respond(code, reason, nil, h)
+		c.cause = CauseMediaError
+		c.reject(&SIPError{Code: code, Err: err})
 		return err
 	}
 	if len(body) == 0 {
-		return fail(488, "Not Acceptable Here", errors.New("an SDP offer is required"))
+		return fail(488, errors.New("an SDP offer is required"))
 	}
 	remote, err := media.ParseSDP(body)
 	if err != nil {
 		if errors.Is(err, media.ErrMalformedSDP) {
-			return fail(400, "Bad Request", err)
+			return fail(400, err)
 		}
-		return fail(488, "Not Acceptable Here", err)
+		return fail(488, err)
 	}
 	neg, err := media.Negotiate(remote)
 	if err != nil {
-		return fail(488, "Not Acceptable Here", err)
+		return fail(488, err)
 	}
 	sess, err := c.e.cfg.Media.NewSession(media.SessionConfig{Logger: c.log})
 	if err != nil {
-		return fail(503, "Service Unavailable", fmt.Errorf("no RTP port: %w", err))
+		return fail(503, fmt.Errorf("no RTP port: %w", err))
 	}
 	sess.SetRemote(neg.Remote)
 	c.sdp = sdpOrigin{id: uint64(time.Now().UnixNano())}
@@ -316,7 +314,7 @@ func (c *call) openMedia() error {
 	answer, err := local.Answer(neg)
 	if err != nil {
 		sess.Close()
-		return fail(500, "Server Internal Error", err)
+		return fail(500, err)
 	}
 	c.sess, c.neg, c.answer = sess, neg, answer
 	c.peer.sess.Store(sess)
@@ -345,11 +343,11 @@ func (c *call) bridge(ctx, dctx context.Context, res result) {
 		}
 		if res.leg == nil {
 			if dctx.Err() != nil {
-				c.rec.HangupCause = "caller_bye"
+				c.cause = CauseCallerBye
 				return
 			}
 			c.tracef("transfer to %s failed: %s", next, res.class)
-			c.rec.HangupCause = "transfer_failed"
+			c.cause = CauseTransferFailed
 			c.byeCaller()
 			return
 		}
@@ -422,6 +420,7 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 		l.bye()
 		return ""
 	}
+	c.emit(EventAnswered, l.member, "")
 	if c.recorder != nil || recording == "always" {
 		c.startRecording(bctx, br, res.ext)
 	}
@@ -433,11 +432,11 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 	for {
 		select {
 		case <-dctx.Done():
-			c.rec.HangupCause = "caller_bye"
+			c.cause = CauseCallerBye
 			l.bye()
 			return ""
 		case <-l.dlg.Context().Done():
-			c.rec.HangupCause = "callee_bye"
+			c.cause = CauseCalleeBye
 			c.byeCaller()
 			return ""
 		case <-c.e.hangup:
@@ -454,6 +453,7 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 				continue
 			}
 			c.tracef("%s transfers the caller to %s (REFER to %s)", l.member, resolved, target)
+			c.emit(EventTransferred, l.member, resolved)
 			l.bye()
 			return resolved
 		case d := <-digits:
@@ -493,6 +493,7 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 				continue
 			}
 			c.tracef("%s transfers the caller to %s (dialled 0 %s)", l.member, target, code)
+			c.emit(EventTransferred, l.member, target)
 			l.bye()
 			return target
 		case ro := <-reoffers:
@@ -521,8 +522,8 @@ func (c *call) dialled(s string) (string, bool) {
 	return "", false
 }
 
-func (c *call) hangupBoth(l *leg, cause string) {
-	c.rec.HangupCause = cause
+func (c *call) hangupBoth(l *leg, cause Cause) {
+	c.cause = cause
 	l.bye()
 	c.byeCaller()
 }
@@ -537,7 +538,7 @@ func (c *call) byeCaller() {
 
 // fail runs when no leg answered: on_failure of SPEC §3.
 func (c *call) fail(ctx, dctx context.Context, res result) {
-	c.rec.HangupCause = res.class.String()
+	c.cause = res.class.cause()
 	c.tracef("all attempts failed: %s", res.class)
 	if strings.HasPrefix(res.final, "prompt:") {
 		c.playAndHangUp(ctx, dctx, res.final)
@@ -550,7 +551,7 @@ func (c *call) fail(ctx, dctx context.Context, res result) {
 	tone, limit := c.ringbackTone(), c.e.cfg.RingTimeout
 	if res.class == failBusy {
 		if !c.answered {
-			_ = c.dlg.Respond(486, "Busy Here", nil)
+			c.reject(&SIPError{Code: 486})
 			return
 		}
 		// Answered already (a captcha ran): the caller hears busy instead.
@@ -564,29 +565,36 @@ func (c *call) fail(ctx, dctx context.Context, res result) {
 	defer t.Stop()
 	select {
 	case <-dctx.Done():
-		c.rec.HangupCause = "caller_cancel"
+		c.cause = CauseCallerCancel
 		return
 	case <-t.C:
 	case <-ctx.Done():
 	case <-c.e.hangup:
 	}
-	c.refuse(480, "Temporarily Unavailable")
+	c.refuse(&SIPError{Code: 480})
 }
 
-// refuse ends a call that got no answer: a final response, or a BYE when
-// the caller was answered already.
-func (c *call) refuse(code int, reason string) {
+// refuse ends a call that got no answer: the final response that reports
+// err, or a BYE when the caller was answered already.
+func (c *call) refuse(err error) {
 	if c.answered {
 		c.byeCaller()
 		return
 	}
-	_ = c.dlg.Respond(code, reason, nil)
+	c.reject(err)
+}
+
+// reject sends the caller the final response that reports err.
+func (c *call) reject(err error) {
+	se := sipError(err)
+	_ = c.dlg.Respond(se.Code, se.reason(), nil, se.headers()...)
 }
 
 // finish writes the call record, whatever happened.
 func (c *call) finish() {
 	c.closeRecording()
 	c.rec.End = time.Now()
+	c.rec.HangupCause = string(c.cause)
 	if !c.rec.Answer.IsZero() {
 		c.rec.Duration = c.rec.End.Sub(c.rec.Answer)
 	}
@@ -599,10 +607,8 @@ func (c *call) finish() {
 		c.log.Error("write call record", "err", err)
 	}
 	c.log.Info("call ended", "outcome", c.rec.Outcome, "answered_by", c.rec.AnsweredBy,
-		"cause", c.rec.HangupCause, "duration", c.rec.Duration.Round(time.Millisecond))
-	if c.e.cfg.Hooks.Ended != nil {
-		c.e.cfg.Hooks.Ended(&c.rec)
-	}
+		"cause", c.cause, "duration", c.rec.Duration.Round(time.Millisecond))
+	c.emit(EventEnded, "", "")
 }
 
 // presentedCaller returns the From user and Privacy for an outbound leg
@@ -628,18 +634,4 @@ func (c *call) presentedCaller(mode string) (user string, hidden bool) {
 		return "anonymous", true
 	}
 	return c.callerID, false
-}
-
-func reasonPhrase(code int) string {
-	switch code {
-	case 404:
-		return "Not Found"
-	case 486:
-		return "Busy Here"
-	case 503:
-		return "Service Unavailable"
-	case 603:
-		return "Decline"
-	}
-	return "Temporarily Unavailable"
 }

@@ -236,7 +236,7 @@ func (c *call) queue(ctx, dctx context.Context, waves [][]string, timeout time.D
 		}
 	}
 	if dctx.Err() != nil {
-		c.rec.HangupCause = "abandoned"
+		c.cause = CauseAbandoned
 		c.tracef("queue: the caller hung up after waiting %s", time.Since(start).Round(time.Millisecond))
 		return result{class: last}
 	}
@@ -361,7 +361,7 @@ type attempt struct {
 func (c *call) ring(dctx context.Context, dests []dest, timeout time.Duration, mode string) result {
 	wctx, cancel := context.WithTimeoutCause(dctx, timeout, errNoAnswer)
 	results := make(chan attempt, len(dests))
-	ringing := make(chan struct{}, len(dests))
+	ringing := make(chan string, len(dests)) // members whose leg rings
 	for _, d := range dests {
 		go func() { results <- c.dial(wctx, d, mode, ringing) }()
 	}
@@ -373,7 +373,8 @@ func (c *call) ring(dctx context.Context, dests []dest, timeout time.Duration, m
 wait:
 	for pending > 0 && winner == nil {
 		select {
-		case <-ringing:
+		case member := <-ringing:
+			c.emit(EventRinging, member, "")
 			c.sendRinging()
 		case <-wctx.Done():
 			// Timed out or the caller left: the legs still ringing are
@@ -417,7 +418,7 @@ wait:
 var errNoAnswer = errors.New("no answer within the attempt timeout")
 
 // dial places one outbound INVITE and waits for its final response.
-func (c *call) dial(ctx context.Context, d dest, mode string, ringing chan<- struct{}) attempt {
+func (c *call) dial(ctx context.Context, d dest, mode string, ringing chan<- string) attempt {
 	log := c.log.With("leg", d.uri.String())
 	sess, err := c.e.cfg.Media.NewSession(media.SessionConfig{Logger: log})
 	if err != nil {
@@ -443,12 +444,11 @@ func (c *call) dial(ctx context.Context, d dest, mode string, ringing chan<- str
 		sess.Close()
 		return attempt{class: failUnavailable, who: d.member, why: "INVITE not sent: " + err.Error()}
 	}
+	rang := false
 	opts := sipgo.AnswerOptions{OnResponse: func(r *sip.Response) error {
-		if r.StatusCode == 180 || r.StatusCode == 183 {
-			select {
-			case ringing <- struct{}{}:
-			default:
-			}
+		if (r.StatusCode == 180 || r.StatusCode == 183) && !rang {
+			rang = true // one ringing per leg; its channel has room for each
+			ringing <- d.member
 		}
 		return nil
 	}}

@@ -42,21 +42,17 @@ type Counters interface {
 	NextRotation(ctx context.Context, account, extension string) (uint64, error)
 }
 
-// Hooks observe calls for metrics and webhooks; every field may be nil.
-type Hooks struct {
-	Started func()
-	Ended   func(rec *store.CallRecord)
-}
-
 // Config wires an Engine.
 type Config struct {
-	UA         *sipgo.DialogUA
-	Media      *media.PortAllocator
-	MediaIP    netip.Addr // advertised in our SDP
-	Devices    Locator
-	Records    Records
-	Counters   Counters
-	Hooks      Hooks
+	UA       *sipgo.DialogUA
+	Media    *media.PortAllocator
+	MediaIP  netip.Addr // advertised in our SDP
+	Devices  Locator
+	Records  Records
+	Counters Counters
+	// Events observes every call (nil: none); it runs on the call's
+	// goroutine and must not block.
+	Events     func(Event)
 	Log        *slog.Logger
 	RTPTimeout time.Duration // end a call whose RTP stopped for this long (default 60 s)
 	// RingTimeout bounds continued ringback for on_failure: tones (default 2 min).

@@ -64,20 +64,16 @@ func (c *call) relayReoffer(ctx context.Context, ro *reoffer, l *leg, pass **med
 	}
 	respond := func(code int, reason string, err error) {
 		c.tracef("re-INVITE from %s not relayed to %s: %d (%v)", fromName, toName, code, err)
-		res := sip.NewResponseFromRequest(ro.req, code, reason, nil)
-		if err != nil {
-			res.AppendHeader(sip.NewHeader("Warning", fmt.Sprintf("399 switchboard %q", err.Error())))
-		}
-		_ = ro.tx.Respond(res)
+		_ = Respond(ro.tx, ro.req, &SIPError{Code: code, Reason: reason, Err: err})
 	}
 	if target == nil {
-		respond(500, "Server Internal Error", errors.New("no Contact to send the re-INVITE to"))
+		respond(500, "", errors.New("no Contact to send the re-INVITE to"))
 		return
 	}
 	if *pass == nil {
 		p, err := c.e.cfg.Media.NewPassthrough(ctx)
 		if err != nil {
-			respond(503, "Service Unavailable", fmt.Errorf("no port for the image stream: %w", err))
+			respond(503, "", fmt.Errorf("no port for the image stream: %w", err))
 			return
 		}
 		*pass = p
@@ -86,7 +82,7 @@ func (c *call) relayReoffer(ctx context.Context, ro *reoffer, l *leg, pass **med
 	offer, offered, err := media.RelaySDP(ro.req.Body(), c.e.cfg.MediaIP, toSDP.id, toSDP.next(),
 		map[string]int{"audio": toSess.Port(), "image": p.Port(to)})
 	if err != nil {
-		respond(488, "Not Acceptable Here", err)
+		respond(488, "", err)
 		return
 	}
 	req := sip.NewRequest(sip.INVITE, *target.Address.Clone())
@@ -99,7 +95,7 @@ func (c *call) relayReoffer(ctx context.Context, ro *reoffer, l *leg, pass **med
 	defer context.AfterFunc(l.dlg.Context(), cancel)()
 	res, err := toDlg.Do(rctx, req)
 	if err != nil {
-		respond(500, "Server Internal Error", fmt.Errorf("re-INVITE to %s: %w", toName, err))
+		respond(500, "", fmt.Errorf("re-INVITE to %s: %w", toName, err))
 		return
 	}
 	if !res.IsSuccess() {
@@ -112,7 +108,7 @@ func (c *call) relayReoffer(ctx context.Context, ro *reoffer, l *leg, pass **med
 	answer, answered, err := media.RelaySDP(res.Body(), c.e.cfg.MediaIP, fromSDP.id, fromSDP.next(),
 		map[string]int{"audio": fromSess.Port(), "image": p.Port(from)})
 	if err != nil {
-		respond(488, "Not Acceptable Here", fmt.Errorf("answer of %s: %w", toName, err))
+		respond(488, "", fmt.Errorf("answer of %s: %w", toName, err))
 		return
 	}
 	if a, ok := offered["image"]; ok {

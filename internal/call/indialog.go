@@ -1,8 +1,6 @@
 package call
 
 import (
-	"errors"
-	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -12,9 +10,6 @@ import (
 
 	"github.com/switchboard/switchboard/internal/media"
 )
-
-// ErrNoDialog is returned for in-dialog requests that match no call.
-var ErrNoDialog = errors.New("call/transaction does not exist")
 
 // dialog is either side of a call that in-dialog requests are routed to.
 type dialog interface {
@@ -99,11 +94,11 @@ func (e *Engine) HandleReinvite(req *sip.Request, tx sip.ServerTransaction) erro
 			return nil
 		case <-time.After(2 * time.Second): // the call is busy with another
 		}
-		return tx.Respond(sip.NewResponseFromRequest(req, 491, "Request Pending", nil))
+		return Respond(tx, req, errPending)
 	}
 	sdp := p.sdp.Load()
 	if sdp == nil { // not answered yet: RFC 3261 §14.2
-		return tx.Respond(sip.NewResponseFromRequest(req, 491, "Request Pending", nil))
+		return Respond(tx, req, errPending)
 	}
 	return tx.Respond(sip.NewSDPResponseFromRequest(req, *sdp))
 }
@@ -118,7 +113,7 @@ func (e *Engine) HandleRefer(req *sip.Request, tx sip.ServerTransaction) error {
 	}
 	h := req.GetHeader("Refer-To")
 	if h == nil {
-		return tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
+		return Respond(tx, req, ErrBadRequest)
 	}
 	var to sip.Uri
 	v := strings.Trim(strings.TrimSpace(h.Value()), "<>")
@@ -126,13 +121,13 @@ func (e *Engine) HandleRefer(req *sip.Request, tx sip.ServerTransaction) error {
 		v = v[:i]
 	}
 	if err := sip.ParseUri(v, &to); err != nil || to.User == "" {
-		return tx.Respond(sip.NewResponseFromRequest(req, 400, "Bad Request", nil))
+		return Respond(tx, req, ErrBadRequest)
 	}
 	select {
 	case p.refer <- to.User:
 		return tx.Respond(sip.NewResponseFromRequest(req, 202, "Accepted", nil))
 	default:
-		return tx.Respond(sip.NewResponseFromRequest(req, 491, "Request Pending", nil))
+		return Respond(tx, req, errPending)
 	}
 }
 
@@ -150,15 +145,11 @@ func (e *Engine) HandleInfo(req *sip.Request, tx sip.ServerTransaction) error {
 		ct = strings.ToLower(strings.TrimSpace(strings.SplitN(h.Value(), ";", 2)[0]))
 	}
 	if ct != "application/dtmf-relay" && ct != "application/dtmf" {
-		res := sip.NewResponseFromRequest(req, 415, "Unsupported Media Type", nil)
-		res.AppendHeader(sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
-		return tx.Respond(res)
+		return Respond(tx, req, &SIPError{Code: 415, Header: sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf")})
 	}
 	d, err := media.ParseDTMFInfo(ct, req.Body())
 	if err != nil {
-		res := sip.NewResponseFromRequest(req, 400, "Bad Request", nil)
-		res.AppendHeader(sip.NewHeader("Warning", fmt.Sprintf("399 switchboard %q", err.Error())))
-		return tx.Respond(res)
+		return Respond(tx, req, &SIPError{Code: 400, Err: err})
 	}
 	if s := p.sess.Load(); s != nil {
 		s.SignalDTMF(d)

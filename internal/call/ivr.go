@@ -26,7 +26,7 @@ func (c *call) captcha() (passed, ok bool) {
 	c.rec.Trace = append(c.rec.Trace, trace...)
 	if err != nil {
 		if dctx.Err() != nil {
-			c.rec.HangupCause = "caller_bye"
+			c.cause = CauseCallerBye
 			return false, false
 		}
 		c.tracef("captcha: %v", err)

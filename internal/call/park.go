@@ -9,6 +9,7 @@ import (
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/prompt"
+	"github.com/switchboard/switchboard/internal/routing"
 )
 
 // defaultParkTimeout is how long a call waits in an orbit when its lot
@@ -35,7 +36,7 @@ type pickup struct {
 	sess *media.Session
 	neg  media.Negotiation
 	ctx  context.Context // the picker's dialog
-	done chan string     // the hangup cause, once the bridge is over
+	done chan Cause      // the hangup cause, once the bridge is over
 }
 
 func orbitKey(account, orbit string) string { return account + "\x00" + orbit }
@@ -75,7 +76,7 @@ func (p *parkLots) leave(account, orbit string, slot *parked) bool {
 // for the bridge, is told the parked caller hung up.
 func (p *parkLots) abandon(account, orbit string, slot *parked) {
 	if !p.leave(account, orbit, slot) {
-		(<-slot.pickup).done <- "caller_bye"
+		(<-slot.pickup).done <- CauseCallerBye
 	}
 }
 
@@ -143,11 +144,11 @@ func (c *call) park(ctx, dctx context.Context, name string, lot config.Park, dep
 		c.bridgePickup(dctx, orbit, pk)
 		return result{done: true}
 	case dctx.Err() != nil:
-		c.rec.HangupCause = "caller_bye"
+		c.cause = CauseCallerBye
 		c.tracef("the caller hung up in orbit %s", orbit)
 		return result{done: true}
 	case c.isShutdown():
-		c.rec.HangupCause = "shutdown"
+		c.cause = CauseShutdown
 		c.byeCaller()
 		return result{done: true}
 	}
@@ -218,13 +219,13 @@ func (c *call) bridgePickup(dctx context.Context, orbit string, pk *pickup) {
 // dialog context is other until one side hangs up (the caller is sent a
 // BYE when the other side went), the media stops, or the node shuts down;
 // it returns the hangup cause from the caller's point of view.
-func (c *call) relayUntilHangup(dctx, other context.Context, a, b media.Leg) string {
+func (c *call) relayUntilHangup(dctx, other context.Context, a, b media.Leg) Cause {
 	br, err := media.NewBridge(a, b, c.log)
 	if err != nil {
 		c.log.Error("bridge", "err", err)
-		c.rec.HangupCause = "media_error"
+		c.cause = CauseMediaError
 		c.byeCaller()
-		return c.rec.HangupCause
+		return c.cause
 	}
 	bctx, stop := context.WithCancel(dctx)
 	defer stop()
@@ -235,20 +236,20 @@ func (c *call) relayUntilHangup(dctx, other context.Context, a, b media.Leg) str
 	for {
 		select {
 		case <-dctx.Done():
-			c.rec.HangupCause = "caller_bye"
-			return c.rec.HangupCause
+			c.cause = CauseCallerBye
+			return c.cause
 		case <-other.Done():
-			c.rec.HangupCause = "callee_bye"
+			c.cause = CauseCalleeBye
 		case <-c.e.hangup:
-			c.rec.HangupCause = "shutdown"
+			c.cause = CauseShutdown
 		case now := <-tick.C:
 			if !c.mediaStopped(now, b.Session) {
 				continue
 			}
-			c.rec.HangupCause = "rtp_timeout"
+			c.cause = CauseRTPTimeout
 		}
 		c.byeCaller()
-		return c.rec.HangupCause
+		return c.cause
 	}
 }
 
@@ -280,17 +281,17 @@ func (c *call) pickUp(dctx context.Context, orbit string) {
 	account := c.in.Snap.Account()
 	if !c.e.parks.occupied(account, orbit) {
 		c.tracef("orbit %s is empty", orbit)
-		c.rec.Outcome, c.rec.HangupCause = "not_found", "orbit_empty"
-		c.refuse(404, "Not Found")
+		c.rec.Outcome, c.cause = string(routing.OutcomeNotFound), CauseOrbitEmpty
+		c.refuse(ErrNotFound)
 		return
 	}
 	if !c.answerCaller() {
 		return
 	}
-	pk := &pickup{by: "user:" + c.in.User, sess: c.sess, neg: c.neg, ctx: dctx, done: make(chan string, 1)}
+	pk := &pickup{by: "user:" + c.in.User, sess: c.sess, neg: c.neg, ctx: dctx, done: make(chan Cause, 1)}
 	if !c.e.parks.take(account, orbit, pk) { // taken or gone since the check
 		c.tracef("orbit %s emptied as it was picked up", orbit)
-		c.rec.HangupCause = "orbit_empty"
+		c.cause = CauseOrbitEmpty
 		c.byeCaller()
 		return
 	}
@@ -298,12 +299,12 @@ func (c *call) pickUp(dctx context.Context, orbit string) {
 	c.rec.AnsweredBy = "orbit:" + orbit
 	switch cause := <-pk.done; cause {
 	case "caller_bye": // the parked caller hung up: hang up the picker
-		c.rec.HangupCause = "callee_bye"
+		c.cause = CauseCalleeBye
 		c.byeCaller()
 	case "callee_bye":
-		c.rec.HangupCause = "caller_bye"
+		c.cause = CauseCallerBye
 	default:
-		c.rec.HangupCause = cause
+		c.cause = cause
 		c.byeCaller()
 	}
 }

@@ -20,7 +20,7 @@ func TestParkLotsAbandon(t *testing.T) {
 	}
 
 	orbit, slot, _ = lots.enter("acme", 701, 702)
-	pk := &pickup{by: "user:bob", done: make(chan string, 1)}
+	pk := &pickup{by: "user:bob", done: make(chan Cause, 1)}
 	if !lots.take("acme", orbit, pk) {
 		t.Fatal("take: the orbit is empty")
 	}

@@ -67,6 +67,7 @@ func (c *call) closeRecording() {
 	if err := c.recorder.file.Close(); err != nil {
 		c.log.Error("recording", "err", err)
 	}
+	c.emit(EventRecording, c.rec.AnsweredBy, "")
 }
 
 // MaxVoicemail is the longest message a caller may leave (SPEC §3).
@@ -104,7 +105,7 @@ func (c *call) voicemail(ctx, dctx context.Context, user string) {
 	}
 	c.tracef("voicemail for %s: greeting, beep, recording up to %s", user, MaxVoicemail)
 	if err := ch.Play(dctx, media.Concat(greeting...)); err != nil {
-		c.rec.HangupCause = "caller_bye"
+		c.cause = CauseCallerBye
 		return
 	}
 	rec := media.NewRecorder(f)
@@ -127,12 +128,12 @@ func (c *call) voicemail(ctx, dctx context.Context, user string) {
 	}()
 	select {
 	case <-dctx.Done():
-		c.rec.HangupCause = "caller_bye"
+		c.cause = CauseCallerBye
 	case <-hash:
-		c.rec.HangupCause = "voicemail_left"
+		c.cause = CauseVoicemailLeft
 		defer c.byeCaller()
 	case <-t.C:
-		c.rec.HangupCause = "voicemail_full"
+		c.cause = CauseVoicemailFull
 		defer c.byeCaller()
 	case <-ctx.Done():
 		defer c.byeCaller()
@@ -147,4 +148,5 @@ func (c *call) voicemail(ctx, dctx context.Context, user string) {
 	}
 	c.rec.Voicemail = path
 	c.tracef("voicemail for %s: %s recorded", user, length.Round(time.Second))
+	c.emit(EventVoicemail, "voicemail:"+user, "")
 }

@@ -90,7 +90,7 @@ func (c *call) playAndHangUp(ctx, dctx context.Context, ref string) {
 	src, err := c.prompt(ref, false)
 	if err != nil {
 		c.tracef("%s: %v", ref, err)
-		c.refuse(480, "Temporarily Unavailable")
+		c.refuse(&SIPError{Code: 480})
 		return
 	}
 	if !c.answerCaller() {
@@ -107,10 +107,10 @@ func (c *call) playAndHangUp(ctx, dctx context.Context, ref string) {
 		cancel()
 	}()
 	if err := media.NewPlayer(c.sess, c.neg.Codec, c.neg.PayloadType).Play(pctx, src); err != nil && dctx.Err() != nil {
-		c.rec.HangupCause = "caller_bye"
+		c.cause = CauseCallerBye
 		return
 	}
-	c.rec.HangupCause = "prompt_played"
+	c.cause = CausePromptPlayed
 	c.byeCaller()
 }
 

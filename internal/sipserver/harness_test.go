@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,7 +14,10 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/switchboard/switchboard/internal/accounts"
+	"github.com/switchboard/switchboard/internal/call"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/registrar"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -24,14 +28,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// harness is a real Switchboard SIP server running in-process on loopback.
+// harness is a real Switchboard SIP server running in-process on loopback:
+// the accounts, the SIP front and the call engine wired as internal/node
+// wires them (which this package cannot import), without the HTTP side.
 type harness struct {
 	t      *testing.T
 	srv    *Server
+	engine *call.Engine
 	st     *store.Store
 	addr   string // SIP host:port (UDP and TCP)
 	cancel context.CancelFunc
-	done   chan struct{} // closed when Run has returned (runErr is then set)
+	done   chan struct{} // closed when the server has shut down
 	runErr error
 }
 
@@ -69,37 +76,55 @@ func startServer(t *testing.T, doc string, opts ...harnessOptions) *harness {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	rctx, cancel := context.WithCancel(ctx)
+	dir := accounts.New(accounts.Config{Store: st, Log: log})
+	if err := dir.LoadAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	go dir.Watch(rctx)
 	port := freeUDPPort(t)
-	srv, err := New(Config{
-		Store:       st,
-		Log:         log,
-		SIPAddr:     "127.0.0.1:" + strconv.Itoa(port),
-		RTPMin:      20000 + (port%20)*500, // below the test phones' 30000-39999
-		RTPMax:      20000 + (port%20)*500 + 499,
-		RTPTimeout:  o.rtpTimeout,
-		RingTimeout: o.ringTimeout,
-		Recordings:  t.TempDir(),
-		CaptchaRand: captchaCode456{},
-		Secret:      []byte("test-secret-0123456789"),
-		Guard:       registrar.GuardConfig{Rate: -1},
+	srv, err := Listen(Config{
+		Accounts: dir,
+		Contacts: st,
+		Log:      log,
+		SIPAddr:  "127.0.0.1:" + strconv.Itoa(port),
+		Secret:   []byte("test-secret-0123456789"),
+		Guard:    registrar.GuardConfig{Rate: -1},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	h := &harness{t: t, srv: srv, st: st, cancel: cancel, done: make(chan struct{})}
-	ready := make(chan struct{})
-	go func() {
-		h.runErr = srv.Run(rctx, o.drain, func() { close(ready) })
-		close(h.done)
-	}()
-	select {
-	case <-ready:
-	case <-h.done:
-		t.Fatalf("server did not start: %v", h.runErr)
-	case <-time.After(10 * time.Second):
-		t.Fatal("server did not start within 10s")
+	rtpMin := 20000 + (port%20)*500 // below the test phones' 30000-39999
+	alloc, err := media.NewPortAllocator(netip.MustParseAddr("127.0.0.1"), rtpMin, rtpMin+499)
+	if err != nil {
+		t.Fatal(err)
 	}
+	engine := call.New(call.Config{
+		UA:          srv.DialogUA(),
+		Media:       alloc,
+		MediaIP:     netip.MustParseAddr("127.0.0.1"),
+		Devices:     srv.Devices(),
+		Records:     st,
+		Counters:    st,
+		Log:         log,
+		RTPTimeout:  o.rtpTimeout,
+		RingTimeout: o.ringTimeout,
+		Recordings:  t.TempDir(),
+		CaptchaRand: captchaCode456{},
+	})
+	srv.Serve(engine)
+	h := &harness{t: t, srv: srv, engine: engine, st: st, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(h.done)
+		select {
+		case <-rctx.Done():
+		case h.runErr = <-srv.Err():
+		}
+		dctx, stop := context.WithTimeout(context.Background(), o.drain)
+		srv.Shutdown(dctx)
+		stop()
+		cancel()
+	}()
 	h.addr = srv.UDPAddr().String()
 	t.Cleanup(h.stop)
 	return h

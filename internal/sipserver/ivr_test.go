@@ -77,7 +77,7 @@ func TestSetVariableThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	web := httptest.NewServer(api.NewHandler(api.Options{Tokens: w.h.st, Calls: w.h.srv.Engine()}))
+	web := httptest.NewServer(api.NewHandler(api.Options{Tokens: w.h.st, Calls: w.h.engine}))
 	defer web.Close()
 	put := func(id, value string) int {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPut, web.URL+"/api/v1/acme/calls/"+id+"/variables/dest", strings.NewReader(`{"value":"`+value+`"}`))
@@ -94,7 +94,7 @@ func TestSetVariableThroughAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	live := w.h.srv.Engine().Live("acme")
+	live := w.h.engine.Live("acme")
 	if len(live) != 1 || live[0].Number != "+34910000027" || live[0].Caller != "+34911222333" {
 		t.Fatalf("live calls %+v", live)
 	}

@@ -1,0 +1,274 @@
+// Package node assembles one Switchboard server process: the store, the
+// accounts, the call engine, the SIP front and the HTTP side, started in
+// that order and stopped in the reverse one. `switchboard serve`, the demo
+// and the in-process test servers (nodetest) all start a node this way, so
+// what the tests run is what users run.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/accounts"
+	"github.com/switchboard/switchboard/internal/api"
+	"github.com/switchboard/switchboard/internal/call"
+	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/metrics"
+	"github.com/switchboard/switchboard/internal/prompt"
+	"github.com/switchboard/switchboard/internal/registrar"
+	"github.com/switchboard/switchboard/internal/sipserver"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// Options are the settings of one node.
+type Options struct {
+	DB         string // database URL (store.Open)
+	SIPAddr    string // SIP listen address, UDP and TCP (default :5060)
+	HTTPAddr   string // HTTP listen address (default 127.0.0.1:8080)
+	ConfigFile string // applied at start when set
+	MediaIP    netip.Addr
+	RTPMin     int // RTP port range (default 10000-20000)
+	RTPMax     int
+	Drain      time.Duration // how long calls in progress may go on at shutdown
+	RTPTimeout time.Duration
+	// RingTimeout bounds the ringback of on_failure: tones (default 2 min).
+	RingTimeout time.Duration
+	Secret      []byte // digest nonce secret shared by every node
+	Recordings  string // directory of call recordings
+	Pprof       bool
+	Log         *slog.Logger
+	// TTS renders say: prompts (default espeak-ng).
+	TTS prompt.TTS
+	// CaptchaRand is the voice captcha's random source (nil: crypto/rand).
+	CaptchaRand io.Reader
+	// Guard overrides the registrar's rate limits and lockouts (tests).
+	Guard registrar.GuardConfig
+	// Events observes every call besides the node's own metrics.
+	Events func(call.Event)
+}
+
+// Node is a running server.
+type Node struct {
+	Store    *store.Store
+	Accounts *accounts.Directory
+	Engine   *call.Engine
+	SIP      *sipserver.Server
+	HTTPAddr net.Addr
+
+	o       Options
+	records *store.CallWriter
+	http    *http.Server
+	stop    context.CancelFunc // ends the watch
+	done    chan struct{}
+	err     error
+}
+
+// Start opens the store, applies the configuration file, loads every
+// account, and starts the SIP and HTTP listeners: when it returns the node
+// answers calls. It runs until ctx ends; Wait returns once it has drained.
+func Start(ctx context.Context, o Options) (_ *Node, err error) {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.HTTPAddr == "" {
+		o.HTTPAddr = "127.0.0.1:8080"
+	}
+	if o.Recordings == "" {
+		o.Recordings = filepath.Join("switchboard-data", "recordings")
+	}
+	n := &Node{o: o, done: make(chan struct{})}
+	var cleanup []func()
+	defer func() {
+		if err != nil {
+			for i := len(cleanup) - 1; i >= 0; i-- {
+				cleanup[i]()
+			}
+		}
+	}()
+	if n.Store, err = store.Open(ctx, o.DB); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { n.Store.Close() })
+	if o.ConfigFile != "" {
+		doc, err := accounts.ValidateFile(o.ConfigFile)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := accounts.Apply(ctx, n.Store, doc); err != nil {
+			return nil, err
+		}
+	}
+	n.Accounts = accounts.New(accounts.Config{Store: n.Store, TTS: o.TTS, Log: o.Log})
+	if err := n.Accounts.LoadAll(ctx); err != nil {
+		return nil, fmt.Errorf("load configuration: %w", err)
+	}
+	wctx, stopWatch := context.WithCancel(context.Background())
+	n.stop = stopWatch
+	cleanup = append(cleanup, stopWatch)
+	go n.Accounts.Watch(wctx)
+
+	reg, m := newMetrics()
+	n.SIP, err = sipserver.Listen(sipserver.Config{
+		Accounts:   n.Accounts,
+		Contacts:   n.Store,
+		Log:        o.Log,
+		SIPAddr:    o.SIPAddr,
+		Secret:     o.Secret,
+		Guard:      o.Guard,
+		OnRegister: func(string, string) { m.registrations.Inc() },
+	})
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() { n.SIP.Shutdown(context.Background()) })
+	mediaIP := o.MediaIP
+	if !mediaIP.IsValid() {
+		mediaIP = netip.MustParseAddr(n.SIP.Host())
+	}
+	if o.RTPMin == 0 {
+		o.RTPMin, o.RTPMax = 10000, 20000
+	}
+	alloc, err := media.NewPortAllocator(mediaIP, o.RTPMin, o.RTPMax)
+	if err != nil {
+		return nil, err
+	}
+	// Call records are written in batches; Close after the drain writes
+	// the last ones.
+	n.records = n.Store.NewCallWriter(o.Log)
+	cleanup = append(cleanup, func() { n.records.Close() })
+	n.Engine = call.New(call.Config{
+		UA:          n.SIP.DialogUA(),
+		Media:       alloc,
+		MediaIP:     mediaIP,
+		Devices:     n.SIP.Devices(),
+		Records:     n.records,
+		Counters:    n.Store,
+		Events:      fanOut(m.observe, o.Events),
+		Log:         o.Log,
+		RTPTimeout:  o.RTPTimeout,
+		RingTimeout: o.RingTimeout,
+		Recordings:  o.Recordings,
+		CaptchaRand: o.CaptchaRand,
+	})
+	m.gauges(reg, n.Engine)
+
+	hl, err := net.Listen("tcp", o.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("http listen %s: %w", o.HTTPAddr, err)
+	}
+	n.HTTPAddr = hl.Addr()
+	n.http = &http.Server{
+		Handler:           api.NewHandler(api.Options{Ready: n.SIP.Ready, Metrics: reg, Pprof: o.Pprof, Tokens: n.Store, Calls: n.Engine}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	go func() {
+		if err := n.http.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			o.Log.Error("http server", "err", err)
+		}
+	}()
+	o.Log.Info("http listening", "addr", n.HTTPAddr.String())
+	n.SIP.Serve(n.Engine)
+	go n.run(ctx)
+	return n, nil
+}
+
+// run serves until ctx ends or a listener fails, then shuts down in the
+// reverse order of Start: new calls refused, calls drained, records
+// written, the store closed.
+func (n *Node) run(ctx context.Context) {
+	defer close(n.done)
+	select {
+	case <-ctx.Done():
+	case err := <-n.SIP.Err():
+		n.err = fmt.Errorf("sip serve: %w", err)
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), n.o.Drain)
+	n.SIP.Shutdown(dctx)
+	cancel()
+	n.stop()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_ = n.http.Shutdown(sctx)
+	cancel()
+	n.records.Close()
+	n.Store.Close()
+}
+
+// Wait blocks until the node has shut down and returns why it stopped
+// early, if it did.
+func (n *Node) Wait() error {
+	<-n.done
+	return n.err
+}
+
+// fanOut calls every non-nil observer in turn.
+func fanOut(obs ...func(call.Event)) func(call.Event) {
+	var list []func(call.Event)
+	for _, o := range obs {
+		if o != nil {
+			list = append(list, o)
+		}
+	}
+	return func(ev call.Event) {
+		for _, o := range list {
+			o(ev)
+		}
+	}
+}
+
+// nodeMetrics are the node's Prometheus metrics.
+type nodeMetrics struct {
+	byOutcome     *metrics.CounterVec
+	started       *metrics.Counter
+	answered      *metrics.Counter
+	registrations *metrics.Counter
+	cps           metrics.Rate
+}
+
+func newMetrics() (*metrics.Registry, *nodeMetrics) {
+	reg := &metrics.Registry{}
+	return reg, &nodeMetrics{
+		byOutcome:     reg.NewCounterVec("switchboard_calls_total", "Calls ended, by outcome.", "outcome"),
+		started:       reg.NewCounter("switchboard_calls_started_total", "Calls received."),
+		answered:      reg.NewCounter("switchboard_calls_answered_total", "Calls answered by a destination."),
+		registrations: reg.NewCounter("switchboard_registrations_total", "Successful registrations (new or refreshed bindings)."),
+	}
+}
+
+// observe counts the calls.
+func (m *nodeMetrics) observe(ev call.Event) {
+	switch ev.Kind {
+	case call.EventStarted:
+		m.started.Inc()
+		m.cps.Mark()
+	case call.EventEnded:
+		m.byOutcome.With(ev.Record.Outcome).Add(1)
+		if ev.Record.AnsweredBy != "" {
+			m.answered.Inc()
+		}
+	}
+}
+
+func (m *nodeMetrics) gauges(reg *metrics.Registry, e *call.Engine) {
+	reg.NewGaugeFunc("switchboard_calls_active", "Calls in progress.", e.Active)
+	reg.NewGaugeFunc("switchboard_calls_per_second", "Calls received in the last full second.", func() int64 { return int64(m.cps.PerSecond()) })
+	reg.NewGaugeFunc("go_goroutines", "Goroutines that currently exist.", func() int64 { return int64(runtime.NumGoroutine()) })
+	reg.NewGaugeFunc("go_memstats_heap_inuse_bytes", "Heap bytes in use.", func() int64 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapInuse)
+	})
+	reg.NewGaugeFunc("go_memstats_stack_inuse_bytes", "Goroutine stack bytes in use.", func() int64 {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.StackInuse)
+	})
+}
