@@ -315,3 +315,58 @@ func TestDuplicateNumberInLargeMap(t *testing.T) {
 		t.Fatalf("want duplicate key error, got %v", err)
 	}
 }
+
+// An IVR, park lot, voicemail box or prompt takes a call itself: as an
+// extension's destination it is fine, as one member of a group it is an
+// error with the member's path.
+func TestUnringableMembers(t *testing.T) {
+	const doc = `
+account: acme
+defaults: { trunk: carrier }
+trunks:
+  carrier: { address: "sip:127.0.0.1:5070", inbound_from: ["127.0.0.1/32"] }
+users:
+  bob: { extension: "102", password: pw }
+prompts:
+  hold: { say: "please hold" }
+ivrs:
+  front: { options: { "1": "user:bob" } }
+parks:
+  lot: { orbits: "701-702", return_to: "user:bob" }
+extensions:
+  desk:  { destination: front }
+  bay:   { destination: lot }
+  box:   { destination: "voicemail:bob" }
+  group: { members: ["user:bob", %s] }
+numbers:
+  "+34910000000": { extension: desk }
+`
+	tests := []struct{ member, msg string }{
+		{"front", `"front" is an IVR`},
+		{"lot", `"lot" is a park lot`},
+		{`"voicemail:bob"`, `"voicemail:bob" is a voicemail box`},
+		{`"prompt:hold"`, `"prompt:hold" is a prompt`},
+		{"desk", `"desk" is an extension whose destination "front" is an IVR`},
+		{"box", `"box" is an extension whose destination "voicemail:bob" is a voicemail box`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.member, func(t *testing.T) {
+			d, err := config.Parse(fmt.Appendf(nil, doc, tt.member), "t.yaml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			fields := config.Fields(d.Validate(t.TempDir()))
+			if len(fields) != 1 || fields[0].Path != "extensions.group.members[1]" || !strings.Contains(fields[0].Msg, tt.msg) {
+				t.Fatalf("want one error at extensions.group.members[1] containing %q, got %v", tt.msg, fields)
+			}
+		})
+	}
+	// The same targets as destinations of individual extensions are valid.
+	d, err := config.Parse(fmt.Appendf(nil, doc, `"user:bob"`), "t.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Validate(t.TempDir()); err != nil {
+		t.Fatalf("IVR, park lot and voicemail as destinations: %v", err)
+	}
+}

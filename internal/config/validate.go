@@ -342,6 +342,8 @@ func (v *validator) extensions() {
 				v.target(mp, m)
 				if m == n {
 					v.add(mp, "a group cannot contain itself")
+				} else if why := v.doc.unringable(m, 0); why != "" {
+					v.add(mp, "%q %s: it takes a call itself and cannot ring as a member of a group", m, why)
 				}
 			}
 		default:
@@ -607,6 +609,32 @@ func (v *validator) target(path, s string) {
 			v.add(path, "%q is an external number but defaults.trunk is not set", s)
 		}
 	}
+}
+
+// unringable says what a target is when it cannot be rung as one attempt
+// of a group ("is an IVR"), or "" when it can. An individual extension is
+// what its destination is.
+func (d *Document) unringable(s string, depth int) string {
+	t := TargetOf(s)
+	switch t.Kind {
+	case TargetVoicemail:
+		return "is a voicemail box"
+	case TargetPrompt:
+		return "is a prompt"
+	case TargetName:
+		if _, ok := d.IVRs[t.Value]; ok {
+			return "is an IVR"
+		}
+		if _, ok := d.Parks[t.Value]; ok {
+			return "is a park lot"
+		}
+		if e, ok := d.Extensions[t.Value]; ok && e.EffectiveType() == TypeIndividual && depth < 4 && e.Destination != s {
+			if why := d.unringable(e.Destination, depth+1); why != "" {
+				return fmt.Sprintf("is an extension whose destination %q %s", e.Destination, why)
+			}
+		}
+	}
+	return ""
 }
 
 // HasName reports whether NAME refers to an extension, user, ivr, park lot or fax.
