@@ -341,6 +341,10 @@ func (c *call) bridge(ctx, dctx context.Context, res result) {
 		if res.done {
 			return
 		}
+		if res.final != "" { // a prompt or voicemail takes the transferred caller
+			c.fail(ctx, dctx, res)
+			return
+		}
 		if res.leg == nil {
 			if dctx.Err() != nil {
 				c.cause = CauseCallerBye
@@ -539,7 +543,9 @@ func (c *call) byeCaller() {
 // fail runs when no leg answered: on_failure of SPEC §3.
 func (c *call) fail(ctx, dctx context.Context, res result) {
 	c.cause = res.class.cause()
-	c.tracef("all attempts failed: %s", res.class)
+	if res.class != failNone { // failNone: sent straight to a prompt or voicemail
+		c.tracef("all attempts failed: %s", res.class)
+	}
 	if strings.HasPrefix(res.final, "prompt:") {
 		c.playAndHangUp(ctx, dctx, res.final)
 		return
@@ -612,8 +618,22 @@ func (c *call) finish() {
 }
 
 // presentedCaller returns the From user and Privacy for an outbound leg
-// according to the caller_id mode (SPEC §4).
-func (c *call) presentedCaller(mode string) (user string, hidden bool) {
+// according to the caller_id mode (SPEC §4). A registered user's own number
+// is their extension inside the account; to an external leg (through a
+// trunk) the account presents its service number instead, whatever path
+// the call took there: dialled directly, an IVR option, a group member, a
+// transfer (docs/decisions.md).
+func (c *call) presentedCaller(mode string, external bool) (user string, hidden bool) {
+	user, hidden = c.callerMode(mode)
+	if external && !hidden && c.in.User != "" && user == c.callerID {
+		if sn := c.in.Snap.Doc().Defaults.ServiceNumber; sn != "" {
+			return sn, false
+		}
+	}
+	return user, hidden
+}
+
+func (c *call) callerMode(mode string) (user string, hidden bool) {
 	doc := c.in.Snap.Doc()
 	if mode == "" || mode == "default" {
 		mode = doc.Defaults.CallerID

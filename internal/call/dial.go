@@ -11,6 +11,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/media"
+	"github.com/switchboard/switchboard/internal/routing"
 )
 
 // failClass is why an attempt failed (SPEC §3).
@@ -92,65 +93,69 @@ const maxDepth = 4
 // plan in turn, then the extension's on_failure when that is another target.
 func (c *call) connect(ctx, dctx context.Context, target string, depth int) result {
 	snap := c.in.Snap
-	doc := snap.Doc()
 	if depth >= maxDepth*2 {
 		c.tracef("%s: too many steps (a loop of IVRs or on_failure?)", target)
 		return result{class: failUnavailable}
 	}
-	if menu, ok := doc.IVRs[target]; ok {
-		return c.runIVR(ctx, dctx, target, menu, depth)
-	}
-	if lot, ok := doc.Parks[target]; ok {
-		return c.park(ctx, dctx, target, lot, depth)
-	}
-	if strings.HasPrefix(target, "${") {
-		resolved, ok := c.variable(strings.TrimSuffix(strings.TrimPrefix(target, "${"), "}"))
+	t := snap.Target(target)
+	switch t.Kind {
+	case routing.TargetIVR:
+		return c.runIVR(ctx, dctx, t.Name, *t.IVR, depth)
+	case routing.TargetPark:
+		return c.park(ctx, dctx, t.Name, *t.Park, depth)
+	case routing.TargetVoicemail, routing.TargetPrompt:
+		// They answer the call themselves: run() plays or records them.
+		return result{final: target}
+	case routing.TargetVariable:
+		resolved, ok := c.variable(t.Name)
 		if !ok {
 			return result{class: failUnavailable}
 		}
 		return c.connect(ctx, dctx, resolved, depth+1)
 	}
-	ext, isExt := doc.Extensions[target]
+	ext := t.Ext // nil unless an extension
+	if ext != nil && ext.EffectiveType() == config.TypeIndividual {
+		if d := snap.Target(ext.Destination); !d.Ringable() {
+			// An IVR, park lot, voicemail or prompt behind an extension
+			// takes the call as itself (SPEC §1: any target).
+			c.tracef("%s is an individual extension -> %s", target, ext.Destination)
+			return c.connect(ctx, dctx, ext.Destination, depth+1)
+		}
+	}
 	timeout := config.DefaultTimeout
 	mode := ""
-	if isExt {
+	if ext != nil {
 		timeout, mode = ext.EffectiveTimeout(), ext.CallerID
 	}
 	var counter uint64
 	if snap.IsRotating(target) {
-		n, err := c.e.cfg.Counters.NextRotation(ctx, doc.Account, target)
+		n, err := c.e.cfg.Counters.NextRotation(ctx, snap.Account(), target)
 		if err != nil {
 			c.log.Error("rotation counter", "extension", target, "err", err)
 		}
 		counter = n
 	}
-	if isExt && depth == 0 {
+	if ext != nil && depth == 0 {
 		c.startRinging(ext.Ringing)
 	}
 	plan := snap.Plan(target, c.callerID, counter)
 	c.rec.Trace = append(c.rec.Trace, plan.Notes...)
-	var extp *config.Extension
-	if isExt {
-		extp = &ext
-	}
-	r := c.attempts(ctx, dctx, plan.Waves, timeout, mode, depth, extp, time.Time{})
-	if r.leg != nil || dctx.Err() != nil {
+	r := c.attempts(ctx, dctx, plan.Waves, timeout, mode, depth, ext, time.Time{})
+	if r.leg != nil || dctx.Err() != nil || ext == nil {
 		return r
 	}
 	last := r.class
-	if isExt && ext.Queue != nil {
-		if r = c.queue(ctx, dctx, plan.Waves, timeout, mode, depth, extp); r.leg != nil || dctx.Err() != nil {
+	if ext.Queue != nil {
+		if r = c.queue(ctx, dctx, plan.Waves, timeout, mode, depth, ext); r.leg != nil || dctx.Err() != nil {
 			return r
 		}
 	}
-	if isExt && depth < maxDepth {
-		if f := ext.OnFailure; f != "" && f != "tones" {
-			if k := config.TargetOf(f).Kind; k == config.TargetPrompt || k == config.TargetVoicemail {
-				return result{class: last, final: f}
-			}
-			c.tracef("on_failure of %s: continuing to %s", target, f)
-			return c.connect(ctx, dctx, f, depth+1)
+	if f := ext.OnFailure; depth < maxDepth && f != "" && f != "tones" {
+		if k := snap.Target(f).Kind; k == routing.TargetPrompt || k == routing.TargetVoicemail {
+			return result{class: last, final: f}
 		}
+		c.tracef("on_failure of %s: continuing to %s", target, f)
+		return c.connect(ctx, dctx, f, depth+1)
 	}
 	return result{class: last}
 }
@@ -248,53 +253,47 @@ func (c *call) queue(ctx, dctx context.Context, waves [][]string, timeout time.D
 // Members come from the validated document, or from a variable whose value
 // dialled checked.
 func (c *call) expand(ctx context.Context, member string, depth int) []dest {
-	doc := c.in.Snap.Doc()
-	t := config.TargetOf(member)
+	t := c.in.Snap.Target(member)
 	switch t.Kind {
-	case config.TargetUser:
-		return c.devices(ctx, member, t.Value)
-	case config.TargetE164:
-		return c.viaTrunk(member, t.Value)
-	case config.TargetSIP:
+	case routing.TargetUser:
+		return c.devices(ctx, member, t.Name)
+	case routing.TargetNumber:
+		return c.viaTrunk(member, t.Name)
+	case routing.TargetSIP:
 		var u sip.Uri
-		if err := sip.ParseUri(t.Value, &u); err != nil {
+		if err := sip.ParseUri(t.Name, &u); err != nil {
 			c.tracef("%s: %v", member, err)
 			return nil
 		}
 		return []dest{{member: member, uri: u}}
-	case config.TargetVariable:
-		resolved, ok := c.variable(t.Value)
+	case routing.TargetVariable:
+		resolved, ok := c.variable(t.Name)
 		if !ok || depth >= maxDepth {
 			return nil
 		}
 		return c.expand(ctx, resolved, depth+1) // answered_by names who it resolved to
-	case config.TargetName:
-		if _, ok := doc.Users[t.Value]; ok {
-			return c.devices(ctx, member, t.Value)
-		}
+	case routing.TargetExtension, routing.TargetFax:
 		if depth >= maxDepth {
 			c.tracef("%s: nested too deep", member)
 			return nil
 		}
-		if e, ok := doc.Extensions[t.Value]; ok {
-			if e.EffectiveType() == config.TypeIndividual {
-				return relabel(c.expand(ctx, e.Destination, depth+1), member)
-			}
-			var out []dest
-			for _, m := range e.Members {
-				out = append(out, c.expand(ctx, m, depth+1)...)
-			}
-			return relabel(out, member)
-		}
-		if f, ok := doc.Faxes[t.Value]; ok {
-			ds := c.expand(ctx, f.Destination, depth+1)
+		if t.Fax != nil {
+			ds := c.expand(ctx, t.Fax.Destination, depth+1)
 			for i := range ds {
 				ds[i].fax = true
 			}
 			return relabel(ds, member)
 		}
+		if t.Ext.EffectiveType() == config.TypeIndividual {
+			return relabel(c.expand(ctx, t.Ext.Destination, depth+1), member)
+		}
+		var out []dest
+		for _, m := range t.Ext.Members {
+			out = append(out, c.expand(ctx, m, depth+1)...)
+		}
+		return relabel(out, member)
 	}
-	c.tracef("%s: cannot be rung (IVRs and park lots are destinations of their own, not group members)", member)
+	c.tracef("%s: cannot be rung (IVRs, park lots, voicemail and prompts take a call themselves, not as one member of a group)", member)
 	return nil
 }
 
@@ -326,14 +325,7 @@ func (c *call) devices(ctx context.Context, member, user string) []dest {
 }
 
 func (c *call) viaTrunk(member, number string) []dest {
-	doc := c.in.Snap.Doc()
-	name := doc.Defaults.Trunk
-	if name == "" {
-		for n := range doc.Trunks {
-			name = n
-		}
-	}
-	tr, ok := doc.Trunks[name]
+	name, tr, ok := c.in.Snap.DefaultTrunk()
 	if !ok {
 		c.tracef("%s: no trunk to dial out", member)
 		return nil
@@ -344,7 +336,7 @@ func (c *call) viaTrunk(member, number string) []dest {
 		return nil
 	}
 	u.User = number
-	return []dest{{member: member, uri: u, trunk: &tr}}
+	return []dest{{member: member, uri: u, trunk: tr}}
 }
 
 type attempt struct {
@@ -527,7 +519,7 @@ func (c *call) newInvite(d dest, mode string, offer []byte) *sip.Request {
 	if d.transport != "" {
 		req.SetTransport(strings.ToUpper(d.transport))
 	}
-	user, hidden := c.presentedCaller(mode)
+	user, hidden := c.presentedCaller(mode, d.trunk != nil)
 	from := &sip.FromHeader{DisplayName: c.name, Address: sip.Uri{Scheme: "sip", User: user, Host: c.domain()}}
 	if hidden {
 		from.DisplayName = "Anonymous"

@@ -369,14 +369,7 @@ func (s *Server) fromUser(req *sip.Request, tx sip.ServerTransaction, a *account
 		return
 	case routing.DialOrbit:
 		in.Pickup = dialled
-	case routing.DialExternal:
-		// An external call presents the account's number: the service
-		// number, or failing that the user's own extension.
-		if doc.Defaults.ServiceNumber != "" {
-			in.CallerID = doc.Defaults.ServiceNumber
-		}
-		in.Target = d.Target
-	default:
+	default: // the engine presents the service number on external legs
 		in.Target = d.Target
 	}
 	in.Trace = append(trace, d.Note)

@@ -61,11 +61,17 @@ extensions:
   vmb:    { members: ["user:bob"], timeout: 300ms, on_failure: "voicemail:bob" }
   q:      { members: ["user:alice"], timeout: 400ms, queue: { max_wait: 4s, message: prompt:hold }, on_failure: prompt:bye }
   recm:   { members: ["user:bob"], recording: manual, recording_notice: prompt:whisper }
+  desk:   { code: "25", destination: out }
+  bay:    { destination: lot }
 faxes:
   fax1: { destination: "sip:fax@%[1]s" }
 parks:
   lot: { orbits: "701-702", timeout: 6s, return_to: "user:carol" }
 ivrs:
+  out:
+    prompt: prompt:hold
+    options: { "1": "+34600000003", "2": "user:bob" }
+    retries: 3
   wait:
     prompt: prompt:hold
     options: { "1": dyn }
@@ -105,6 +111,8 @@ numbers:
   "+34910000025": { extension: lot }
   "+34910000026": { extension: fax1 }
   "+34910000027": { extension: wait }
+  "+34910000028": { extension: desk }
+  "+34910000029": { extension: bay }
   "+34910000019": { extension: seq, rules: [ { prefix: "*", weight: 1, action: voice-captcha, reputation: medium } ] }
 `
 
