@@ -355,7 +355,7 @@ func (c *call) ring(dctx context.Context, dests []dest, timeout time.Duration, m
 	results := make(chan attempt, len(dests))
 	ringing := make(chan string, len(dests)) // members whose leg rings
 	for _, d := range dests {
-		go func() { results <- c.dial(wctx, d, mode, ringing) }()
+		go func() { results <- c.e.dial(c, wctx, d, mode, ringing) }()
 	}
 	var (
 		winner  *leg

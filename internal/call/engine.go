@@ -77,6 +77,9 @@ type Engine struct {
 	draining atomic.Bool
 	hangup   chan struct{} // closed when the drain timeout ends: calls in progress hang up
 	once     sync.Once
+	// dial places one outbound leg: (*call).dial, or a fake in the
+	// executor's unit tests, which need no SIP peer to ring.
+	dial func(c *call, ctx context.Context, d dest, mode string, ringing chan<- string) attempt
 }
 
 // New returns an Engine.
@@ -93,7 +96,7 @@ func New(cfg Config) *Engine {
 	if cfg.Recordings == "" {
 		cfg.Recordings = filepath.Join("switchboard-data", "recordings")
 	}
-	return &Engine{cfg: cfg, hangup: make(chan struct{})}
+	return &Engine{cfg: cfg, hangup: make(chan struct{}), dial: (*call).dial}
 }
 
 // Active returns the number of calls in progress.
