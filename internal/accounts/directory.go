@@ -80,7 +80,7 @@ func New(cfg Config) *Directory {
 	}
 	d := &Directory{cfg: cfg, accounts: map[string]*Account{},
 		Screener: &Screener{List: cfg.Store, Flood: routing.NewFloodGuard(), Now: cfg.Now, Log: cfg.Log}}
-	d.view.Store(buildView(d.accounts))
+	d.view.Store(buildView(map[string]*Account{}))
 	return d
 }
 
@@ -169,12 +169,20 @@ type trunkSource struct {
 
 func buildView(accounts map[string]*Account) *View {
 	v := &View{accounts: accounts, numbers: map[string]string{}, domains: map[string]string{}}
-	for name, a := range accounts {
+	// In name order, and the first claim wins: nothing stops two accounts
+	// from configuring the same number or domain, and which one serves it
+	// must not depend on map order.
+	for _, name := range slices.Sorted(maps.Keys(accounts)) {
+		a := accounts[name]
 		doc := a.Snap.Doc()
 		for n := range doc.Numbers {
-			v.numbers[n] = name
+			if _, taken := v.numbers[n]; !taken {
+				v.numbers[n] = name
+			}
 		}
-		v.domains[strings.ToLower(Domain(doc))] = name
+		if d := strings.ToLower(Domain(doc)); v.domains[d] == "" {
+			v.domains[d] = name
+		}
 		for trunk, t := range doc.Trunks {
 			for _, src := range t.InboundFrom {
 				p, err := netip.ParsePrefix(src)

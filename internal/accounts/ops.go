@@ -48,6 +48,9 @@ func ValidateFile(file string) (*config.Document, error) {
 func fileErr(file string, err error) error {
 	if fields := config.Fields(err); fields != nil {
 		msg := fmt.Sprintf("%s: %d errors", file, len(fields))
+		if len(fields) == 1 {
+			msg = file + ": 1 error"
+		}
 		for _, f := range fields {
 			msg += "\n  " + f.Error()
 		}
