@@ -54,6 +54,8 @@ type Options struct {
 	Guard registrar.GuardConfig
 	// Events observes every call besides the node's own metrics.
 	Events func(call.Event)
+	// Now is the clock of the flood guard (nil: time.Now).
+	Now func() time.Time
 }
 
 // Node is a running server.
@@ -107,7 +109,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n.Accounts = accounts.New(accounts.Config{Store: n.Store, TTS: o.TTS, Log: o.Log})
+	n.Accounts = accounts.New(accounts.Config{Store: n.Store, TTS: o.TTS, Log: o.Log, Now: o.Now})
 	if err := n.Accounts.LoadAll(ctx); err != nil {
 		return nil, fmt.Errorf("load configuration: %w", err)
 	}
