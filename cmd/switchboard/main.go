@@ -24,6 +24,7 @@ Usage:
   switchboard demo [--once]                   sample account, sample calls, explained
   switchboard validate -f FILE                check a configuration file
   switchboard apply -f FILE [--db URL]        replace an account's configuration
+  switchboard plan -f FILE [--db URL]         show what apply would change (exit 0: none, 2: changes)
   switchboard export ACCOUNT [--secrets] [--db URL]
   switchboard route (-f FILE | --account A [--db URL]) --number N --from C
                     [--name S] [--reputation LEVEL] [--captcha pass|fail] [--json]
@@ -51,6 +52,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cmds := map[string]func(context.Context, []string, io.Writer) error{
 		"validate": cmdValidate,
 		"apply":    cmdApply,
+		"plan":     cmdPlan,
 		"export":   cmdExport,
 		"route":    cmdRoute,
 		"token":    cmdToken,
@@ -73,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case errors.Is(err, flag.ErrHelp):
 		return 0
+	case errors.Is(err, errChanges):
+		return 2
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "switchboard %s: %v\n", name, err)
 		return 2
