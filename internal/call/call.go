@@ -245,6 +245,9 @@ func (c *call) route() (string, bool) {
 		status = 480
 	}
 	c.cause = CauseRejected
+	if d.Outcome == routing.OutcomeNotFound {
+		c.cause = CauseNotFound
+	}
 	c.refuse(&SIPError{Code: status}) // a BYE after a captcha's goodbye
 	return "", false
 }

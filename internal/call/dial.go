@@ -386,6 +386,19 @@ wait:
 		}
 	}
 	cancel()
+	// A leg that rang and ended at once has sent both: its ringing is
+	// still news (the event, and a 180 if nothing else rang).
+	for drained := false; !drained; {
+		select {
+		case member := <-ringing:
+			c.emit(EventRinging, member, "")
+			if winner == nil {
+				c.sendRinging()
+			}
+		default:
+			drained = true
+		}
+	}
 	if pending > 0 {
 		c.e.cleanup.Add(1)
 		go func() {
