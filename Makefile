@@ -8,7 +8,7 @@ PKGS      := ./...
 # 1.27); a count has no deadline to race.
 FUZZTIME  ?= 20000x
 # package:target pairs, FUZZTIME inputs each, run by `make test`
-FUZZ      := ./internal/config:FuzzParse ./internal/routing:FuzzPrefixMatch \
+FUZZ      := ./internal/config:FuzzParse ./internal/routing:FuzzPrefixMatch ./internal/routing:FuzzHeaderLevel ./internal/routing:FuzzVerstatLevel \
              ./internal/media:FuzzParseSDP ./internal/media:FuzzDTMF ./internal/media:FuzzDTMFInfo ./internal/media:FuzzRelaySDP ./internal/media:FuzzRTCP ./internal/media:FuzzReadWAV \
              ./internal/registrar:FuzzDigestHeader ./internal/sipserver:FuzzInviteHeaders
 
