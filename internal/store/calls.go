@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // CallRecord is what happened to one call (SPEC §4). Zero times are stored
@@ -34,6 +35,11 @@ type CallRecord struct {
 	RecordingLength time.Duration
 	RecordingBytes  int64
 	Voicemail       string // the voicemail's path or key, if any
+	VoicemailUser   string // the user the voicemail is for
+	// VoicemailHeard is set by SetVoicemailHeard. InsertCall writes it for
+	// a new record and can set it, but never clears it: the call's own
+	// writes (at start and at end) do not undo a "heard" set meanwhile.
+	VoicemailHeard bool
 }
 
 // Page sizes of ListCalls.
@@ -104,8 +110,8 @@ func insertCall(ctx context.Context, tx *txStmts, c *CallRecord) error {
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO calls (id, account, number, caller, caller_name, start_us, answer_us, end_us,
 			duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail,
-			recording_us, recording_bytes)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+			recording_us, recording_bytes, voicemail_user, voicemail_heard)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 		ON CONFLICT (id) DO UPDATE SET
 			number = excluded.number, caller = excluded.caller, caller_name = excluded.caller_name,
 			start_us = excluded.start_us, answer_us = excluded.answer_us, end_us = excluded.end_us,
@@ -113,12 +119,14 @@ func insertCall(ctx context.Context, tx *txStmts, c *CallRecord) error {
 			answered_by = excluded.answered_by, hangup_cause = excluded.hangup_cause,
 			tags = excluded.tags, trace = excluded.trace,
 			recording = excluded.recording, voicemail = excluded.voicemail,
-			recording_us = excluded.recording_us, recording_bytes = excluded.recording_bytes
+			recording_us = excluded.recording_us, recording_bytes = excluded.recording_bytes,
+			voicemail_user = excluded.voicemail_user,
+			voicemail_heard = CASE WHEN excluded.voicemail_heard <> 0 THEN 1 ELSE calls.voicemail_heard END
 		WHERE calls.account = excluded.account`,
 		c.ID, c.Account, c.Number, c.Caller, c.CallerName,
 		micros(c.Start), micros(c.Answer), micros(c.End), c.Duration.Microseconds(),
 		c.Outcome, c.AnsweredBy, c.HangupCause, string(tags), string(trace), c.Recording, c.Voicemail,
-		c.RecordingLength.Microseconds(), c.RecordingBytes)
+		c.RecordingLength.Microseconds(), c.RecordingBytes, c.VoicemailUser, boolInt(c.VoicemailHeard))
 	if err != nil {
 		return err
 	}
@@ -127,21 +135,23 @@ func insertCall(ctx context.Context, tx *txStmts, c *CallRecord) error {
 	} else if n == 0 {
 		return errors.New("the id belongs to another account's call")
 	}
-	return writeCallTags(ctx, tx, c.ID, c.Tags)
+	return writeCallTags(ctx, tx, c)
 }
 
 // writeCallTags replaces the call's rows in call_tags.
-func writeCallTags(ctx context.Context, tx *txStmts, id string, tags []string) error {
-	if _, err := tx.ExecContext(ctx, `DELETE FROM call_tags WHERE call_id = $1`, id); err != nil {
+func writeCallTags(ctx context.Context, tx *txStmts, c *CallRecord) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM call_tags WHERE call_id = $1`, c.ID); err != nil {
 		return err
 	}
-	seen := make(map[string]bool, len(tags))
-	for _, tag := range tags {
+	seen := make(map[string]bool, len(c.Tags))
+	for _, tag := range c.Tags {
 		if seen[tag] {
 			continue
 		}
 		seen[tag] = true
-		if _, err := tx.ExecContext(ctx, `INSERT INTO call_tags (call_id, tag) VALUES ($1, $2)`, id, tag); err != nil {
+		if _, err := tx.ExecContext(ctx,
+			`INSERT INTO call_tags (call_id, tag, account, start_us) VALUES ($1, $2, $3, $4)`,
+			c.ID, tag, c.Account, c.Start.UnixMicro()); err != nil {
 			return err
 		}
 	}
@@ -155,9 +165,16 @@ func nonNil(s []string) []string {
 	return s
 }
 
-const callColumns = `id, account, number, caller, caller_name, start_us, answer_us, end_us,
-	duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail,
-	recording_us, recording_bytes`
+// callColumnList is what scanCall reads, in its order.
+var callColumnList = []string{"id", "account", "number", "caller", "caller_name", "start_us", "answer_us", "end_us",
+	"duration_us", "outcome", "answered_by", "hangup_cause", "tags", "trace", "recording", "voicemail",
+	"recording_us", "recording_bytes", "voicemail_user", "voicemail_heard"}
+
+var (
+	callColumns = strings.Join(callColumnList, ", ")
+	// cCallColumns names them on the alias c (SELECT ... FROM calls c).
+	cCallColumns = "c." + strings.Join(callColumnList, ", c.")
+)
 
 // GetCall returns one call record of the account; ErrNotFound if there is
 // none, including when the ID is another account's.
@@ -174,18 +191,28 @@ func (s *Store) GetCall(ctx context.Context, account, id string) (*CallRecord, e
 	return c, nil
 }
 
-// CallFilter selects call records for ListCalls. Empty fields match
-// everything; Account is required.
+// CallFilter selects call records for ListCalls and EachCall. Empty fields
+// match everything; Account is required.
 type CallFilter struct {
 	Account string
 	From    time.Time // calls that started at or after From
 	To      time.Time // calls that started before To
 	Number  string    // the called number, exactly
 	Caller  string    // the caller, exactly
-	Outcome string
-	Tag     string // calls that carry this tag
-	Limit   int    // page size: DefaultCallLimit if 0, at most MaxCallLimit
-	Cursor  string // the nextCursor of the previous page, "" for the first
+	// CallerPrefix selects the calls whose caller starts with it, byte for
+	// byte ("+3460"; '%' and '_' are plain characters).
+	CallerPrefix string
+	Outcome      string
+	AnsweredBy   string // exactly, e.g. "user:alice"
+	Tag          string // calls that carry this tag
+	HasRecording *bool  // nil: either; true: calls with a recording; false: without
+	HasVoicemail *bool  // nil: either; true: calls with a voicemail; false: without
+	// VoicemailUser selects the calls with a voicemail for this user.
+	VoicemailUser string
+	// VoicemailHeard selects voicemails marked heard (true) or not (false).
+	VoicemailHeard *bool
+	Limit          int    // page size: DefaultCallLimit if 0, at most MaxCallLimit
+	Cursor         string // the nextCursor of the previous page, "" for the first
 }
 
 // ListCalls returns the account's call records that match f, newest first,
@@ -193,15 +220,65 @@ type CallFilter struct {
 // passed as f.Cursor to get the next page; pages are stable while records
 // are being added.
 func (s *Store) ListCalls(ctx context.Context, f CallFilter) (calls []CallRecord, nextCursor string, err error) {
-	if f.Account == "" {
-		return nil, "", errors.New("list calls: account is required")
-	}
 	limit := f.Limit
 	switch {
 	case limit <= 0:
 		limit = DefaultCallLimit
 	case limit > MaxCallLimit:
 		limit = MaxCallLimit
+	}
+	calls, nextCursor, err = s.listCalls(ctx, f, limit)
+	if err != nil {
+		return nil, "", fmt.Errorf("list calls: %w", err)
+	}
+	return calls, nextCursor, nil
+}
+
+// eachCallPage is the page size of EachCall.
+const eachCallPage = 1000
+
+// EachCall calls fn for every record that matches f, newest first, with no
+// page limit (f.Limit is ignored; f.Cursor, if set, is where it starts). It
+// reads eachCallPage records at a time, so the whole set is never in
+// memory, and no query is open while fn runs (fn may use the store). It
+// stops at the first error of fn and returns it as is.
+func (s *Store) EachCall(ctx context.Context, f CallFilter, fn func(*CallRecord) error) error {
+	for {
+		calls, next, err := s.listCalls(ctx, f, eachCallPage)
+		if err != nil {
+			return fmt.Errorf("each call: %w", err)
+		}
+		for i := range calls {
+			if err := fn(&calls[i]); err != nil {
+				return err
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		f.Cursor = next
+	}
+}
+
+// callerPrefixProbe is how many matches of a caller prefix listCalls
+// counts to choose its plan (see listCalls); a variable for tests.
+var callerPrefixProbe = 10_000
+
+// listCalls reads one page of limit records.
+//
+// Every filter with an index (number, caller, outcome, answered by,
+// voicemail user, tag) reads its index in log order, so a page costs its
+// own rows wherever it is. A caller prefix is a range of the caller index,
+// not in log order, so the plan depends on how many calls match, which
+// listCalls counts first (at most callerPrefixProbe, in the index alone):
+// fewer, and their positions are read from the caller index and sorted,
+// then only the page's rows fetched; more, and the log is read in order
+// and filtered, which finds a page within about limit * calls/matches rows.
+// The shape of each query leaves the planner no other choice, with or
+// without statistics.
+func (s *Store) listCalls(ctx context.Context, f CallFilter, limit int) (calls []CallRecord, nextCursor string, err error) {
+	if f.Account == "" {
+		return nil, "", errors.New("account is required")
 	}
 	var (
 		where []string
@@ -214,48 +291,142 @@ func (s *Store) ListCalls(ctx context.Context, f CallFilter) (calls []CallRecord
 		}
 		where = append(where, cond)
 	}
-	add("account = ?", f.Account)
-	if !f.From.IsZero() {
-		add("start_us >= ?", f.From.UnixMicro())
+	// Callers compare in byte order, the order of their index; written
+	// as an expression, the comparison cannot use the index.
+	caller, callerScan := "c.caller", "(c.caller || '')"
+	if s.dialect == DialectPostgres {
+		caller, callerScan = `c.caller COLLATE "C"`, `(c.caller || '') COLLATE "C"`
 	}
-	if !f.To.IsZero() {
-		add("start_us < ?", f.To.UnixMicro())
+	// With a tag, the log order is call_tags' (same start, same id).
+	start, id := "c.start_us", "c.id"
+	if f.Tag != "" {
+		start, id = "t.start_us", "t.call_id"
 	}
+	var (
+		cursorStart int64
+		cursorID    string
+	)
+	if f.Cursor != "" {
+		if cursorStart, cursorID, err = decodeCursor(f.Cursor); err != nil {
+			return nil, "", err
+		}
+	}
+	// span adds the time range and the cursor.
+	span := func(start, id string) {
+		if !f.From.IsZero() {
+			add(start+" >= ?", f.From.UnixMicro())
+		}
+		if !f.To.IsZero() {
+			add(start+" < ?", f.To.UnixMicro())
+		}
+		if f.Cursor != "" {
+			// start <= ? bounds the index range on both databases; the
+			// rest breaks the tie on start by id.
+			add(start+" <= ? AND ("+start+" < ? OR "+id+" < ?)", cursorStart, cursorStart, cursorID)
+		}
+	}
+	var lo, hi string
+	if f.CallerPrefix != "" {
+		if lo, hi, err = prefixRange(f.CallerPrefix); err != nil {
+			return nil, "", err
+		}
+	}
+	byPrefix := false // the caller index finds the calls
+	if f.CallerPrefix != "" && f.Tag == "" && f.Caller == "" {
+		add("c.account = ?", f.Account)
+		add(caller+" >= ?", lo)
+		if hi != "" {
+			add(caller+" < ?", hi)
+		}
+		span("c.start_us", "c.id")
+		var n int
+		probe := `SELECT COUNT(*) FROM (SELECT 1 FROM calls c WHERE ` + strings.Join(where, " AND ") +
+			` LIMIT ` + strconv.Itoa(callerPrefixProbe) + `) p`
+		if err := s.db.QueryRowContext(ctx, probe, args...).Scan(&n); err != nil {
+			return nil, "", err
+		}
+		byPrefix = n < callerPrefixProbe
+		where, args = nil, nil
+	}
+
+	add("c.account = ?", f.Account)
+	if f.Tag != "" {
+		add("t.account = ? AND t.tag = ? AND c.id = t.call_id", f.Account, f.Tag)
+	}
+	span(start, id)
 	if f.Number != "" {
-		add("number = ?", f.Number)
+		add("c.number = ?", f.Number)
 	}
 	if f.Caller != "" {
-		add("caller = ?", f.Caller)
+		add(caller+" = ?", f.Caller)
+	}
+	if f.CallerPrefix != "" {
+		expr := callerScan
+		if byPrefix {
+			expr = caller
+		}
+		add(expr+" >= ?", lo)
+		if hi != "" {
+			add(expr+" < ?", hi)
+		}
 	}
 	if f.Outcome != "" {
-		add("outcome = ?", f.Outcome)
+		add("c.outcome = ?", f.Outcome)
 	}
-	if f.Tag != "" {
-		add("EXISTS (SELECT 1 FROM call_tags t WHERE t.call_id = calls.id AND t.tag = ?)", f.Tag)
+	if f.AnsweredBy != "" {
+		add("c.answered_by = ?", f.AnsweredBy)
 	}
-	if f.Cursor != "" {
-		start, id, err := decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("list calls: %w", err)
+	if f.HasRecording != nil {
+		add(presence("c.recording", *f.HasRecording))
+	}
+	if f.HasVoicemail != nil {
+		add(presence("c.voicemail", *f.HasVoicemail))
+	}
+	if f.VoicemailUser != "" {
+		// voicemail <> '' as written here lets SQLite use the partial index.
+		add("c.voicemail_user = ? AND c.voicemail <> ''", f.VoicemailUser)
+	}
+	if f.VoicemailHeard != nil {
+		heard := 0
+		if *f.VoicemailHeard {
+			heard = 1
 		}
-		add("(start_us < ? OR (start_us = ? AND id < ?))", start, start, id)
+		add("c.voicemail <> '' AND c.voicemail_heard = ?", heard)
 	}
-	query := `SELECT ` + callColumns + ` FROM calls WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY start_us DESC, id DESC LIMIT ` + strconv.Itoa(limit+1)
+
+	cond := strings.Join(where, " AND ")
+	page := strconv.Itoa(limit + 1)
+	var query string
+	switch {
+	case f.Tag != "":
+		// CROSS JOIN fixes the join order on SQLite: call_tags first.
+		query = `SELECT ` + cCallColumns + ` FROM call_tags t CROSS JOIN calls c WHERE ` + cond +
+			` ORDER BY t.start_us DESC, t.call_id DESC LIMIT ` + page
+	case byPrefix:
+		// A materialized CTE has no order to tempt the planner into
+		// reading the log instead of the caller index.
+		query = `WITH m AS MATERIALIZED (SELECT c.id, c.start_us FROM calls c WHERE ` + cond + `)
+			SELECT ` + cCallColumns + ` FROM calls c
+			WHERE c.id IN (SELECT id FROM m ORDER BY start_us DESC, id DESC LIMIT ` + page + `)
+			ORDER BY c.start_us DESC, c.id DESC`
+	default:
+		query = `SELECT ` + cCallColumns + ` FROM calls c WHERE ` + cond +
+			` ORDER BY c.start_us DESC, c.id DESC LIMIT ` + page
+	}
 	rows, err := s.db.QueryContext(ctx, query, args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("list calls: %w", err)
+		return nil, "", err
 	}
 	defer rows.Close()
 	for rows.Next() {
 		c, err := scanCall(rows)
 		if err != nil {
-			return nil, "", fmt.Errorf("list calls: %w", err)
+			return nil, "", err
 		}
 		calls = append(calls, *c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("list calls: %w", err)
+		return nil, "", err
 	}
 	if len(calls) > limit {
 		calls = calls[:limit]
@@ -263,6 +434,59 @@ func (s *Store) ListCalls(ctx context.Context, f CallFilter) (calls []CallRecord
 		nextCursor = encodeCursor(last.Start.UnixMicro(), last.ID)
 	}
 	return calls, nextCursor, nil
+}
+
+// presence is the condition that column is set (want) or empty.
+func presence(column string, want bool) string {
+	if want {
+		return column + " <> ''"
+	}
+	return column + " = ''"
+}
+
+// prefixRange returns the range [lo, hi) of the strings that start with
+// prefix, in byte order (which for UTF-8 is code point order): hi is the
+// prefix with its last code point increased; "" when there is no upper
+// bound.
+func prefixRange(prefix string) (lo, hi string, err error) {
+	if !utf8.ValidString(prefix) {
+		return "", "", errors.New("caller prefix is not valid UTF-8")
+	}
+	if strings.ContainsRune(prefix, 0) {
+		return "", "", errors.New("caller prefix contains a NUL")
+	}
+	r := []rune(prefix)
+	for len(r) > 0 {
+		last := r[len(r)-1]
+		switch {
+		case last == utf8.MaxRune:
+			r = r[:len(r)-1]
+			continue
+		case last == 0xD7FF: // skip the surrogates, which UTF-8 cannot hold
+			r[len(r)-1] = 0xE000
+		default:
+			r[len(r)-1] = last + 1
+		}
+		return prefix, string(r), nil
+	}
+	return prefix, "", nil
+}
+
+// SetVoicemailHeard marks the voicemail of the account's call as heard or
+// not; ErrNotFound if the account has no such call with a voicemail.
+func (s *Store) SetVoicemailHeard(ctx context.Context, account, callID string, heard bool) error {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE calls SET voicemail_heard = $1 WHERE account = $2 AND id = $3 AND voicemail <> ''`,
+		boolInt(heard), account, callID)
+	if err != nil {
+		return fmt.Errorf("set voicemail heard of %s: %w", callID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("set voicemail heard of %s: %w", callID, err)
+	} else if n == 0 {
+		return fmt.Errorf("set voicemail heard of %s: %w", callID, ErrNotFound)
+	}
+	return nil
 }
 
 // A cursor is the position of the last record of a page: its start and ID.
@@ -296,14 +520,16 @@ func scanCall(r scanner) (*CallRecord, error) {
 		c                  CallRecord
 		start, answer, end sql.NullInt64
 		duration, recUS    int64
+		heard              int64
 		tags, trace        string
 	)
 	err := r.Scan(&c.ID, &c.Account, &c.Number, &c.Caller, &c.CallerName, &start, &answer, &end,
 		&duration, &c.Outcome, &c.AnsweredBy, &c.HangupCause, &tags, &trace, &c.Recording, &c.Voicemail,
-		&recUS, &c.RecordingBytes)
+		&recUS, &c.RecordingBytes, &c.VoicemailUser, &heard)
 	if err != nil {
 		return nil, err
 	}
+	c.VoicemailHeard = heard != 0
 	c.Start, c.Answer, c.End = fromMicros(start), fromMicros(answer), fromMicros(end)
 	c.Duration = time.Duration(duration) * time.Microsecond
 	c.RecordingLength = time.Duration(recUS) * time.Microsecond

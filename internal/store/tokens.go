@@ -12,39 +12,159 @@ import (
 	"time"
 )
 
+// Token describes an API token; the token itself (the secret) is never
+// stored, only its SHA-256.
+type Token struct {
+	// ID is the token's public id: the first 12 hex digits of the stored
+	// hash. It names the token in lists and for revoking, and reveals
+	// nothing of the secret.
+	ID       string
+	Account  string // "" for an admin token
+	Name     string // "" when none was given: show the ID
+	ReadOnly bool
+	Created  time.Time
+}
+
+// tokenIDLen is the length of Token.ID.
+const tokenIDLen = 12
+
 // CreateToken makes a new API token for the account ("" for an admin token)
 // and returns it. Only its SHA-256 is stored: the token cannot be shown
-// again.
+// again. It is NewToken without a name, read-write.
 func (s *Store) CreateToken(ctx context.Context, account string) (string, error) {
-	b := make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("create token: %w", err)
+	secret, _, err := s.NewToken(ctx, account, "", false)
+	return secret, err
+}
+
+// NewToken makes a new API token for the account ("" for an admin token)
+// with a name and a read-only flag. It returns the secret, which only the
+// caller ever sees (the database keeps its SHA-256), and the token's
+// description.
+func (s *Store) NewToken(ctx context.Context, account, name string, readOnly bool) (secret string, t Token, err error) {
+	now := time.Now().UnixMicro()
+	// A second try only if two tokens' ids collide (48 bits: improbable).
+	for attempt := 0; ; attempt++ {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return "", Token{}, fmt.Errorf("create token: %w", err)
+		}
+		secret = base64.RawURLEncoding.EncodeToString(b)
+		hash := hashToken(secret)
+		_, err = s.db.ExecContext(ctx,
+			`INSERT INTO api_tokens (token_hash, account, created_us, name, read_only) VALUES ($1, $2, $3, $4, $5)`,
+			hash, account, now, name, boolInt(readOnly))
+		if err == nil {
+			return secret, Token{ID: hash[:tokenIDLen], Account: account, Name: name, ReadOnly: readOnly,
+				Created: time.UnixMicro(now).UTC()}, nil
+		}
+		if attempt > 0 || !s.tokenIDTaken(ctx, hash[:tokenIDLen]) {
+			return "", Token{}, fmt.Errorf("create token: %w", err)
+		}
 	}
-	token := base64.RawURLEncoding.EncodeToString(b)
-	_, err := s.db.ExecContext(ctx,
-		`INSERT INTO api_tokens (token_hash, account, created_us) VALUES ($1, $2, $3)`,
-		hashToken(token), account, time.Now().UnixMicro())
+}
+
+func (s *Store) tokenIDTaken(ctx context.Context, id string) bool {
+	var n int
+	err := s.db.QueryRowContext(ctx,
+		`SELECT COUNT(*) FROM api_tokens WHERE substr(token_hash, 1, 12) = $1`, id).Scan(&n)
+	return err == nil && n > 0
+}
+
+// Authenticate returns the token whose secret this is; ErrNotFound for an
+// unknown or revoked one.
+func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) {
+	if secret == "" {
+		return Token{}, fmt.Errorf("check token: %w", ErrNotFound)
+	}
+	row := s.db.QueryRowContext(ctx,
+		`SELECT `+tokenColumns+` FROM api_tokens WHERE token_hash = $1`, hashToken(secret))
+	t, err := scanToken(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = ErrNotFound
+	}
 	if err != nil {
-		return "", fmt.Errorf("create token: %w", err)
+		return Token{}, fmt.Errorf("check token: %w", err)
 	}
-	return token, nil
+	return t, nil
 }
 
 // CheckToken returns the account a token is bound to, or admin for an admin
 // token; ErrNotFound for an unknown token.
 func (s *Store) CheckToken(ctx context.Context, token string) (account string, admin bool, err error) {
-	if token == "" {
-		return "", false, fmt.Errorf("check token: %w", ErrNotFound)
-	}
-	err = s.db.QueryRowContext(ctx,
-		`SELECT account FROM api_tokens WHERE token_hash = $1`, hashToken(token)).Scan(&account)
-	if errors.Is(err, sql.ErrNoRows) {
-		err = ErrNotFound
-	}
+	t, err := s.Authenticate(ctx, token)
 	if err != nil {
-		return "", false, fmt.Errorf("check token: %w", err)
+		return "", false, err
 	}
-	return account, account == "", nil
+	return t.Account, t.Account == "", nil
+}
+
+// Tokens lists the account's tokens, or every token (admin ones included)
+// for account "", oldest first.
+func (s *Store) Tokens(ctx context.Context, account string) ([]Token, error) {
+	query := `SELECT ` + tokenColumns + ` FROM api_tokens`
+	var args []any
+	if account != "" {
+		query += ` WHERE account = $1`
+		args = append(args, account)
+	}
+	rows, err := s.db.QueryContext(ctx, query+` ORDER BY created_us, token_hash`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	defer rows.Close()
+	var tokens []Token
+	for rows.Next() {
+		t, err := scanToken(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list tokens: %w", err)
+		}
+		tokens = append(tokens, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list tokens: %w", err)
+	}
+	return tokens, nil
+}
+
+// RevokeToken deletes the token with this public id: its secret stops
+// working at once. ErrNotFound when no token has that id.
+func (s *Store) RevokeToken(ctx context.Context, id string) error {
+	if len(id) != tokenIDLen {
+		return fmt.Errorf("revoke token %q: %w", id, ErrNotFound)
+	}
+	res, err := s.db.ExecContext(ctx, `DELETE FROM api_tokens WHERE substr(token_hash, 1, 12) = $1`, id)
+	if err != nil {
+		return fmt.Errorf("revoke token %s: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("revoke token %s: %w", id, err)
+	} else if n == 0 {
+		return fmt.Errorf("revoke token %s: %w", id, ErrNotFound)
+	}
+	return nil
+}
+
+const tokenColumns = `substr(token_hash, 1, 12), account, name, read_only, created_us`
+
+func scanToken(r scanner) (Token, error) {
+	var (
+		t        Token
+		readOnly int64
+		created  sql.NullInt64
+	)
+	if err := r.Scan(&t.ID, &t.Account, &t.Name, &readOnly, &created); err != nil {
+		return Token{}, err
+	}
+	t.ReadOnly = readOnly != 0
+	t.Created = fromMicros(created)
+	return t, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // hashToken is how a token is stored: the hex SHA-256 of its text. Tokens
