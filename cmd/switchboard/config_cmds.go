@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -77,39 +76,4 @@ func cmdExport(ctx context.Context, args []string, out io.Writer) error {
 	}
 	_, err = out.Write(b)
 	return err
-}
-
-func cmdToken(ctx context.Context, args []string, out io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return fmt.Errorf("%w: token create --account A", errUsage)
-	}
-	fs := newFlags("token create")
-	account := fs.String("account", "", "account the token is bound to")
-	admin := fs.Bool("admin", false, "an admin token for every account")
-	db := dbFlag(fs)
-	if _, err := parseFlags(fs, args[1:]); err != nil {
-		return err
-	}
-	if (*account == "") == !*admin {
-		return fmt.Errorf("%w: give --account A or --admin", errUsage)
-	}
-	st, err := store.Open(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if *account != "" {
-		if _, _, err := st.LoadConfig(ctx, *account); err != nil {
-			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("account %q not found", *account)
-			}
-			return err
-		}
-	}
-	tok, err := st.CreateToken(ctx, *account)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintln(out, tok)
-	return nil
 }

@@ -28,7 +28,11 @@ Usage:
   switchboard export ACCOUNT [--secrets] [--db URL]
   switchboard route (-f FILE | --account A [--db URL]) --number N --from C
                     [--name S] [--reputation LEVEL] [--captcha pass|fail] [--json]
-  switchboard token create --account A [--db URL]
+  switchboard history ACCOUNT [--db URL]     every configuration version, newest first
+  switchboard rollback ACCOUNT VERSION [--db URL]
+  switchboard token create (--account A | --admin) [--name N] [--read-only] [--db URL]
+  switchboard token list [--account A] [--db URL]
+  switchboard token revoke ID [--db URL]
 
 --db defaults to $SWITCHBOARD_DB, else ` + store.DefaultURL + `
 `
@@ -56,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"export":   cmdExport,
 		"route":    cmdRoute,
 		"token":    cmdToken,
+		"history":  cmdHistory,
+		"rollback": cmdRollback,
 		"demo":     cmdDemo,
 		"serve":    cmdServe,
 	}

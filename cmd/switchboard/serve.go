@@ -24,6 +24,7 @@ type serveOptions struct {
 	drain, rtpTimeout     time.Duration
 	secret                string
 	recordings            string
+	prompts               string
 	pprof                 bool
 }
 
@@ -39,6 +40,7 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	fs.DurationVar(&o.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long calls in progress may continue")
 	fs.DurationVar(&o.rtpTimeout, "rtp-timeout", 60*time.Second, "end a call whose RTP stopped for this long")
 	fs.StringVar(&o.recordings, "recordings", filepath.Join("switchboard-data", "recordings"), "directory for call recordings (shared by every node)")
+	fs.StringVar(&o.prompts, "prompts", filepath.Join("switchboard-data", "prompts"), "directory for prompts uploaded through the API (shared by every node)")
 	fs.StringVar(&o.secret, "secret", os.Getenv("SWITCHBOARD_SECRET"), "digest nonce secret shared by every node ($SWITCHBOARD_SECRET)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the HTTP address")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
@@ -79,6 +81,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 		RTPTimeout: o.rtpTimeout,
 		Secret:     []byte(o.secret),
 		Recordings: o.recordings,
+		PromptDir:  o.prompts,
 		Pprof:      o.pprof,
 		Log:        log,
 	})

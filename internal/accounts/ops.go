@@ -136,3 +136,31 @@ func explain(ctx context.Context, sc *Screener, snap *routing.Snapshot, req rout
 	ex.Trace = append(notes, ex.Trace...)
 	return ex, nil
 }
+
+// HistoryStore is what Rollback reads and writes.
+type HistoryStore interface {
+	ConfigAt(ctx context.Context, account string, version int64) (*config.Document, store.ConfigVersion, error)
+	PutConfig(ctx context.Context, doc *config.Document, ch store.Change) (int64, error)
+}
+
+// Rollback makes an earlier version of the account's configuration the
+// current one, as a new version written as ch says (author, If-Match):
+// history is only ever added to.
+// The old document is validated again first (a prompt file it names may be
+// gone).
+func Rollback(ctx context.Context, st HistoryStore, account string, version int64, ch store.Change) (int64, error) {
+	doc, _, err := st.ConfigAt(ctx, account, version)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, fmt.Errorf("account %q has no version %d: %w", account, version, err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := doc.Validate(""); err != nil {
+		return 0, err
+	}
+	if _, err := routing.Compile(doc); err != nil {
+		return 0, err
+	}
+	return st.PutConfig(ctx, doc, ch)
+}

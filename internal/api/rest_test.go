@@ -13,16 +13,17 @@ import (
 
 	"github.com/switchboard/switchboard/internal/call"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/store"
 )
 
 type fakeTokens map[string]string // token -> account ("" admin)
 
-func (f fakeTokens) CheckToken(_ context.Context, token string) (string, bool, error) {
+func (f fakeTokens) Authenticate(_ context.Context, token string) (store.Token, error) {
 	a, ok := f[token]
 	if !ok {
-		return "", false, errors.New("unknown token")
+		return store.Token{}, errors.New("unknown token")
 	}
-	return a, a == "", nil
+	return store.Token{ID: token, Account: a}, nil
 }
 
 type fakeCalls struct{ set map[string]string }
@@ -57,7 +58,7 @@ func TestPutVariable(t *testing.T) {
 		{"missing value", "tok", "/api/v1/acme/calls/c1/variables/dest", `{}`, 400, `"message":"required"`},
 		{"trailing data", "tok", "/api/v1/acme/calls/c1/variables/dest", `{"value":"1"} {}`, 400, "data after"},
 		{"bad name", "tok", "/api/v1/acme/calls/c1/variables/bad%20name", `{"value":"1"}`, 422, `"path":"name"`},
-		{"too large", "tok", "/api/v1/acme/calls/c1/variables/dest", `{"value":"` + strings.Repeat("1", 70<<10) + `"}`, 400, "malformed JSON"},
+		{"too large", "tok", "/api/v1/acme/calls/c1/variables/dest", `{"value":"` + strings.Repeat("1", 2<<20) + `"}`, 413, "over"},
 		{"set", "tok", "/api/v1/acme/calls/c1/variables/dest", `{"value":"102"}`, 200, `"value":"102"`},
 		{"admin", "root", "/api/v1/acme/calls/c1/variables/other", `{"value":"+34600000003"}`, 200, `"name":"other"`},
 	} {

@@ -146,7 +146,7 @@ func (c *call) voicemail(ctx, dctx context.Context, user string) {
 		c.tracef("voicemail for %s: %v", user, err)
 		return
 	}
-	c.rec.Voicemail = path
+	c.rec.Voicemail, c.rec.VoicemailUser = path, user
 	c.tracef("voicemail for %s: %s recorded", user, length.Round(time.Second))
 	c.emit(EventVoicemail, "voicemail:"+user, "")
 }

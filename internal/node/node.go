@@ -44,6 +44,7 @@ type Options struct {
 	RingTimeout time.Duration
 	Secret      []byte // digest nonce secret shared by every node
 	Recordings  string // directory of call recordings
+	PromptDir   string // where prompts uploaded through the API are written
 	Pprof       bool
 	Log         *slog.Logger
 	// TTS renders say: prompts (default espeak-ng).
@@ -87,6 +88,9 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if o.Recordings == "" {
 		o.Recordings = filepath.Join("switchboard-data", "recordings")
 	}
+	if o.PromptDir == "" {
+		o.PromptDir = filepath.Join("switchboard-data", "prompts")
+	}
 	n := &Node{o: o, done: make(chan struct{})}
 	var cleanup []func()
 	defer func() {
@@ -109,7 +113,11 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n.Accounts = accounts.New(accounts.Config{Store: n.Store, TTS: o.TTS, Log: o.Log, Now: o.Now})
+	tts := o.TTS
+	if tts == nil {
+		tts = prompt.ESpeak{}
+	}
+	n.Accounts = accounts.New(accounts.Config{Store: n.Store, TTS: tts, Log: o.Log, Now: o.Now})
 	if err := n.Accounts.LoadAll(ctx); err != nil {
 		return nil, fmt.Errorf("load configuration: %w", err)
 	}
@@ -169,7 +177,8 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	}
 	n.HTTPAddr = hl.Addr()
 	n.http = &http.Server{
-		Handler:           api.NewHandler(api.Options{Ready: n.SIP.Ready, Metrics: reg, Pprof: o.Pprof, Tokens: n.Store, Calls: n.Engine}),
+		Handler: api.NewHandler(api.Options{Ready: n.SIP.Ready, Metrics: reg, Pprof: o.Pprof,
+			Tokens: n.Store, Calls: n.Engine, Store: n.Store, Accounts: n.Accounts, PromptDir: o.PromptDir, TTS: tts, Log: o.Log}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {

@@ -118,6 +118,7 @@ func Run(t testing.TB, doc string, opts ...Options) *Server {
 		RingTimeout: o.RingTimeout,
 		Secret:      []byte(Secret),
 		Recordings:  t.TempDir(),
+		PromptDir:   t.TempDir(),
 		Log:         o.Log,
 		TTS:         o.TTS,
 		CaptchaRand: o.CaptchaRand,
