@@ -197,6 +197,10 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 			continue
 		}
 		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
+			maps.Copy(out, jsonFields(f.Type)) // promoted, as encoding/json does
+			continue
+		}
 		switch name {
 		case "-":
 			continue
