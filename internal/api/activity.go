@@ -142,6 +142,18 @@ func callFilter(r *http.Request) (store.CallFilter, error) {
 // listCalls is the activity log: a page of records, newest first, with an
 // opaque next cursor; with Accept: text/csv the whole filtered range.
 func (a *server) listCalls(w http.ResponseWriter, r *http.Request, _ store.Token) {
+	switch r.URL.Query().Get("state") {
+	case "":
+	case "live":
+		if a.o.Calls != nil {
+			a.liveCalls(w, r)
+			return
+		}
+		fallthrough
+	default:
+		writeError(w, badRequest("state is live, or absent for the activity log", fieldError{Path: "state", Message: "only live"}))
+		return
+	}
 	f, err := callFilter(r)
 	if err != nil {
 		writeError(w, err)

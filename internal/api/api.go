@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/call"
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/prompt"
 	"github.com/switchboard/switchboard/internal/routing"
@@ -32,6 +33,8 @@ type LiveCalls interface {
 	// SetVariable sets ${name} on a call of account: call.ErrNoCall, or
 	// call.ErrBadVariable with a config.FieldError, when it cannot.
 	SetVariable(account, id, name, value string) error
+	// Live lists the account's calls in progress.
+	Live(account string) []call.LiveCall
 }
 
 // Store is what the REST API reads and writes (store.Store).
@@ -70,6 +73,8 @@ type Options struct {
 	// REST API is not served).
 	Tokens Authenticator
 	Calls  LiveCalls
+	// Hub, when set, serves the live events stream (GET {account}/events).
+	Hub *Hub
 	// Store and Accounts (both) enable the rest of the REST API.
 	Store    Store
 	Accounts Accounts
@@ -208,6 +213,9 @@ func (a *server) routes() []route {
 	}
 	if a.o.Store == nil || a.o.Accounts == nil {
 		return rs
+	}
+	if a.o.Hub != nil {
+		rs = append(rs, route{method: "GET", path: "/{account}/events", h: a.events})
 	}
 	rs = append(rs, a.configRoutes()...)
 	rs = append(rs, a.activityRoutes()...)

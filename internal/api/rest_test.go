@@ -28,6 +28,8 @@ func (f fakeTokens) Authenticate(_ context.Context, token string) (store.Token, 
 
 type fakeCalls struct{ set map[string]string }
 
+func (f *fakeCalls) Live(string) []call.LiveCall { return nil }
+
 func (f *fakeCalls) SetVariable(account, id, name, value string) error {
 	if account != "acme" || id != "c1" {
 		return call.ErrNoCall

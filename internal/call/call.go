@@ -125,6 +125,7 @@ func (c *call) main(ctx context.Context, done chan<- struct{}) {
 		lc.Number, lc.Caller = in.Route.Number, in.Route.Caller
 	}
 	e.live.Store(c.rec.ID, &live{LiveCall: lc, vars: &c.vars})
+	c.rec.Number, c.rec.Caller = lc.Number, lc.Caller // as received, until routed
 	c.emit(EventStarted, "", "")
 	defer e.live.Delete(c.rec.ID)
 	defer c.finish()

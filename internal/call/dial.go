@@ -414,6 +414,7 @@ wait:
 	if winner != nil {
 		return result{leg: winner}
 	}
+	c.emit(EventWaveEnded, "", "")
 	if last == failNone {
 		last = failNoAnswer
 	}

@@ -18,6 +18,10 @@ const (
 	EventRecording                        // a recording was finished (Record.Recording)
 	EventVoicemail                        // a voicemail was stored (Record.Voicemail)
 	EventEnded                            // the call ended (Cause, Record)
+
+	// EventWaveEnded: a wave of attempts is over without an answer (its
+	// legs stop ringing). It updates the live view only.
+	EventWaveEnded EventKind = 100
 )
 
 var eventNames = [...]string{"", "started", "ringing", "answered", "transferred", "recording", "voicemail", "ended"}
@@ -47,9 +51,12 @@ type Event struct {
 // emit hands an event to the observer, on the call's goroutine: observers
 // must not block.
 func (c *call) emit(kind EventKind, leg, target string) {
-	if c.e.cfg.Events == nil {
-		return
+	ev := Event{Kind: kind, Time: time.Now(), Call: c.rec.ID, Account: c.rec.Account,
+		Leg: leg, Target: target, Cause: c.cause, Record: &c.rec}
+	if l, ok := c.e.live.Load(c.rec.ID); ok {
+		l.(*live).observe(ev)
 	}
-	c.e.cfg.Events(Event{Kind: kind, Time: time.Now(), Call: c.rec.ID, Account: c.rec.Account,
-		Leg: leg, Target: target, Cause: c.cause, Record: &c.rec})
+	if c.e.cfg.Events != nil && kind != EventWaveEnded {
+		c.e.cfg.Events(ev)
+	}
 }

@@ -3,6 +3,7 @@ package call
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -48,23 +49,53 @@ type LiveCall struct {
 	Number  string // the called number (empty for a user's call)
 	Caller  string
 	Start   time.Time
+	// Legs are the outbound legs ringing or talking now.
+	Legs []LiveLeg
 }
 
-// live is what the engine keeps of a call in progress for the outside.
+// LiveLeg is an outbound leg of a call in progress.
+type LiveLeg struct {
+	Member string    // as configured ("user:alice", "+34600000003")
+	State  string    // "ringing" or "talking"
+	Since  time.Time // when it started ringing, or answered
+}
+
+// live is what the engine keeps of a call in progress for the outside; its
+// call's goroutine updates the legs (under mu), readers copy them.
 type live struct {
 	LiveCall
 	vars *variables
+	mu   sync.Mutex
 }
 
-// Live lists the calls in progress of an account.
+// observe keeps the legs of the live view current with the call's events.
+func (l *live) observe(ev Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch ev.Kind {
+	case EventRinging:
+		l.Legs = append(l.Legs, LiveLeg{Member: ev.Leg, State: "ringing", Since: ev.Time})
+	case EventAnswered: // the others of its wave are cancelled
+		l.Legs = []LiveLeg{{Member: ev.Leg, State: "talking", Since: ev.Time}}
+	case EventTransferred, EventWaveEnded:
+		l.Legs = nil
+	}
+}
+
+// Live lists the calls in progress of an account, oldest first.
 func (e *Engine) Live(account string) []LiveCall {
 	var out []LiveCall
 	e.live.Range(func(_, v any) bool {
 		if l := v.(*live); l.Account == account {
-			out = append(out, l.LiveCall)
+			l.mu.Lock()
+			lc := l.LiveCall
+			lc.Legs = slices.Clone(l.Legs)
+			l.mu.Unlock()
+			out = append(out, lc)
 		}
 		return true
 	})
+	slices.SortFunc(out, func(a, b LiveCall) int { return a.Start.Compare(b.Start) })
 	return out
 }
 

@@ -69,6 +69,7 @@ type Node struct {
 
 	o       Options
 	records *store.CallWriter
+	hub     *api.Hub // the live events streams
 	http    *http.Server
 	stop    context.CancelFunc // ends the watch
 	done    chan struct{}
@@ -91,7 +92,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if o.PromptDir == "" {
 		o.PromptDir = filepath.Join("switchboard-data", "prompts")
 	}
-	n := &Node{o: o, done: make(chan struct{})}
+	n := &Node{o: o, done: make(chan struct{}), hub: api.NewHub()}
 	var cleanup []func()
 	defer func() {
 		if err != nil {
@@ -135,6 +136,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		Secret:     o.Secret,
 		Guard:      o.Guard,
 		OnRegister: func(string, string) { m.registrations.Inc() },
+		OnBindings: n.hub.Registration,
 	})
 	if err != nil {
 		return nil, err
@@ -162,7 +164,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		Devices:     n.SIP.Devices(),
 		Records:     n.records,
 		Counters:    n.Store,
-		Events:      fanOut(m.observe, o.Events),
+		Events:      fanOut(m.observe, n.hub.CallEvent, o.Events),
 		Log:         o.Log,
 		RTPTimeout:  o.RTPTimeout,
 		RingTimeout: o.RingTimeout,
@@ -178,7 +180,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	n.HTTPAddr = hl.Addr()
 	n.http = &http.Server{
 		Handler: api.NewHandler(api.Options{Ready: n.SIP.Ready, Metrics: reg, Pprof: o.Pprof,
-			Tokens: n.Store, Calls: n.Engine, Store: n.Store, Accounts: n.Accounts, PromptDir: o.PromptDir, TTS: tts, Log: o.Log}),
+			Tokens: n.Store, Calls: n.Engine, Store: n.Store, Accounts: n.Accounts, PromptDir: o.PromptDir, TTS: tts, Hub: n.hub, Log: o.Log}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -206,6 +208,7 @@ func (n *Node) run(ctx context.Context) {
 	n.SIP.Shutdown(dctx)
 	cancel()
 	n.stop()
+	n.hub.Close() // the live streams end, or the HTTP shutdown would wait for them
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = n.http.Shutdown(sctx)
 	cancel()

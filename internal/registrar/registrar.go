@@ -54,6 +54,9 @@ type Config struct {
 	// the request's goroutine (start a goroutine for slow work). Stored SMS
 	// are delivered from here.
 	OnRegister func(account, user string)
+	// OnBindings, if set, is called after every successful REGISTER
+	// (new, refreshed or removed bindings) with the user's devices now.
+	OnBindings func(account, user string, devices int)
 	// StoreTimeout bounds each call to Contacts (default 5s).
 	StoreTimeout time.Duration
 	// Now is the clock (default time.Now).
@@ -204,6 +207,9 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 	log.Debug("sip register ok", "bindings", len(current), "added", added)
 	if added && r.cfg.OnRegister != nil {
 		r.cfg.OnRegister(id.Account, id.User)
+	}
+	if r.cfg.OnBindings != nil {
+		r.cfg.OnBindings(id.Account, id.User, len(current))
 	}
 }
 

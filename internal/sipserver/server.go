@@ -48,6 +48,9 @@ type Config struct {
 	Secret   []byte // nonce signing secret shared by the nodes
 	// OnRegister is called after each successful registration.
 	OnRegister func(account, user string)
+	// OnBindings is called after every successful REGISTER with the
+	// user's registered devices now (0: the user went offline).
+	OnBindings func(account, user string, devices int)
 	// Guard overrides the rate-limit and lockout settings (tests).
 	Guard registrar.GuardConfig
 }
@@ -185,7 +188,7 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 	if err != nil {
 		return err
 	}
-	s.reg, err = registrar.New(registrar.Config{Users: users, Contacts: contactStore{s.cfg.Contacts}, Auth: s.auth, Logger: s.log, OnRegister: s.cfg.OnRegister})
+	s.reg, err = registrar.New(registrar.Config{Users: users, Contacts: contactStore{s.cfg.Contacts}, Auth: s.auth, Logger: s.log, OnRegister: s.cfg.OnRegister, OnBindings: s.cfg.OnBindings})
 	return err
 }
 
