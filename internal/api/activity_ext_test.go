@@ -472,12 +472,28 @@ func testRecording(t *testing.T, c *client, rec store.CallRecord) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tail := func(s []int16) []int16 { return s[max(0, len(s)-4000):] }
-	if f, ok := media.DominantFrequency(tail(left), []float64{425, 1000}); !ok || f != 425 || media.RMS(tail(left)) < 500 {
-		t.Errorf("left channel: %v Hz (%v), RMS %.0f; want the caller's 425 Hz", f, ok, media.RMS(tail(left)))
+	// Most 200 ms windows carry each side's tone: one block may be partly
+	// silent where the recorder corrected its cursor (a busy machine).
+	toneWindows := func(s []int16, freq float64) (hits, windows int) {
+		for i := 0; i+1600 <= len(s); i += 1600 {
+			w := s[i : i+1600]
+			windows++
+			if f, ok := media.DominantFrequency(w, []float64{425, 1000}); ok && f == freq && media.RMS(w) >= 500 {
+				hits++
+			}
+		}
+		return hits, windows
 	}
-	if f, ok := media.DominantFrequency(tail(right), []float64{425, 1000}); !ok || f != 1000 || media.RMS(tail(right)) < 500 {
-		t.Errorf("right channel: %v Hz (%v), RMS %.0f; want the callee's 1000 Hz", f, ok, media.RMS(tail(right)))
+	for _, side := range []struct {
+		name    string
+		samples []int16
+		freq    float64
+	}{{"left (the caller's 425 Hz)", left, 425}, {"right (the callee's 1000 Hz)", right, 1000}} {
+		hits, windows := toneWindows(side.samples, side.freq)
+		t.Logf("recording, %s: the tone in %d of %d windows", side.name, hits, windows)
+		if windows == 0 || hits*2 <= windows {
+			t.Errorf("%s channel: the tone in %d of %d windows of 200 ms", side.name, hits, windows)
+		}
 	}
 	if secs := float64(len(left)) / 8000; secs < 0.8 {
 		t.Errorf("a recording of %.2f s", secs)
