@@ -54,6 +54,48 @@ type callJSON struct {
 	Trace           []string   `json:"trace,omitempty"`
 	Recording       *mediaJSON `json:"recording,omitempty"`
 	Voicemail       *mediaJSON `json:"voicemail,omitempty"`
+	// MOS is the lowest of the legs' (null: none estimated); Quality,
+	// each party's, only in calls/{id}.
+	MOS     *float64       `json:"mos"`
+	Quality *[]qualityJSON `json:"quality,omitempty"`
+}
+
+// qualityJSON is the media quality of one party of a call: "caller" or
+// the member who answered.
+type qualityJSON struct {
+	Leg             string   `json:"leg"`
+	PacketsSent     uint64   `json:"packets_sent"`
+	PacketsReceived uint64   `json:"packets_received"`
+	Lost            int64    `json:"lost"`
+	LossRatio       float64  `json:"loss_ratio"`
+	JitterMS        float64  `json:"jitter_ms"`
+	RTTMS           *float64 `json:"rtt_ms"` // null: the party sent no RTCP that measured one
+	MOS             *float64 `json:"mos"`    // null: nothing was received to rate
+}
+
+// millis is d in milliseconds, to the microsecond.
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// positive is &v, or nil when v is 0 (none).
+func positive(v float64) *float64 {
+	if v <= 0 {
+		return nil
+	}
+	return &v
+}
+
+func toQualityJSON(q []store.LegQuality) *[]qualityJSON {
+	out := make([]qualityJSON, 0, len(q))
+	for _, e := range q {
+		j := qualityJSON{Leg: e.Leg, PacketsSent: e.PacketsSent, PacketsReceived: e.PacketsReceived, Lost: e.Lost,
+			LossRatio: e.LossRatio, JitterMS: millis(e.Jitter), MOS: positive(e.MOS)}
+		if e.RTTKnown {
+			rtt := millis(e.RTT)
+			j.RTTMS = &rtt
+		}
+		out = append(out, j)
+	}
+	return &out
 }
 
 // mediaJSON is a call's recording or voicemail: where to fetch it.
@@ -75,8 +117,10 @@ func toJSON(account string, c *store.CallRecord, withTrace bool) callJSON {
 	if !c.End.IsZero() {
 		j.End = &c.End
 	}
+	j.MOS = positive(c.MOS)
 	if withTrace {
 		j.Trace = c.Trace
+		j.Quality = toQualityJSON(c.Quality)
 	}
 	base := "/api/v1/" + account
 	if c.Recording != "" {
@@ -128,6 +172,13 @@ func callFilter(r *http.Request) (store.CallFilter, error) {
 			}
 			*b.dst = &x
 		}
+	}
+	if v := q.Get("mos_below"); v != "" {
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(x >= 1 && x <= 5) { // NaN too
+			return f, badRequest("mos_below is a MOS from 1 to 5, e.g. 3.5", fieldError{Path: "mos_below", Message: "a number 1-5"})
+		}
+		f.MOSBelow = x
 	}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)

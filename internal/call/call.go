@@ -384,6 +384,7 @@ func (c *call) talk(ctx, dctx context.Context, res result) (transferTo string) {
 		c.hangupBoth(l, "media_error")
 		return ""
 	}
+	defer c.noteQuality(l.member, l.sess) // after the bridge closes, before the leg does
 	transfer := res.ext != nil && res.ext.Transfer
 	recording := ""
 	if res.ext != nil {
@@ -603,6 +604,7 @@ func (c *call) reject(err error) {
 // finish writes the call record, whatever happened.
 func (c *call) finish() {
 	c.closeRecording()
+	c.noteCallerQuality()
 	c.rec.End = time.Now()
 	c.rec.HangupCause = string(c.cause)
 	if !c.rec.Answer.IsZero() {

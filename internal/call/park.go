@@ -212,6 +212,7 @@ func (c *call) bridgePickup(dctx context.Context, orbit string, pk *pickup) {
 	c.tracef("picked up from orbit %s by %s", orbit, pk.by)
 	c.rec.AnsweredBy = pk.by
 	cause := c.relayUntilHangup(dctx, pk.ctx, c.neg.Leg(c.sess), pk.neg.Leg(pk.sess))
+	c.noteQuality(pk.by, pk.sess) // the picker's call closes it once told
 	pk.done <- cause
 }
 

@@ -119,3 +119,32 @@ func readRTCP(b []byte) (ntp uint64, hasSR bool, err error) {
 	}
 	return ntp, hasSR, nil
 }
+
+// reportAbout returns the LSR and DLSR of the reception report block about
+// ssrc in the SRs and RRs of b, a compound packet that readRTCP accepted;
+// ok is false when there is none, or when its LSR is 0: the reporter has
+// not received an SR of ours yet.
+func reportAbout(b []byte, ssrc uint32) (lsr, dlsr uint32, ok bool) {
+	for len(b) >= 4 {
+		n := (int(binary.BigEndian.Uint16(b[2:4])) + 1) * 4
+		if n > len(b) {
+			return 0, 0, false
+		}
+		var blocks []byte
+		switch {
+		case b[1] == rtcpSR && n >= 28:
+			blocks = b[28:n]
+		case b[1] == rtcpRR && n >= 8:
+			blocks = b[8:n]
+		}
+		for rc := int(b[0] & 0x1F); rc > 0 && len(blocks) >= 24; rc-- {
+			if binary.BigEndian.Uint32(blocks[0:4]) == ssrc {
+				lsr, dlsr = binary.BigEndian.Uint32(blocks[16:20]), binary.BigEndian.Uint32(blocks[20:24])
+				return lsr, dlsr, lsr != 0
+			}
+			blocks = blocks[24:]
+		}
+		b = b[n:]
+	}
+	return 0, 0, false
+}

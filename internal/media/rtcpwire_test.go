@@ -131,6 +131,19 @@ func TestRTCPNoAllocs(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { s.handleRTCP(report, from, time.Now()) }); n != 0 {
 		t.Errorf("reading a report: %v allocations", n)
 	}
+	// One about our stream, answering an SR of ours: a round trip.
+	now := time.Now()
+	aboutUs := (&rtcpReport{ssrc: 42, cname: "phone", block: true, source: s.SSRC(),
+		lsr: uint32(ntpTime(now.Add(-20*time.Millisecond)) >> 16), dlsr: 655}).appendTo(nil)
+	if n := testing.AllocsPerRun(100, func() { s.handleRTCP(aboutUs, from, now) }); n != 0 {
+		t.Errorf("measuring a round trip: %v allocations", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.PollRTCP() }); n != 0 {
+		t.Errorf("polling: %v allocations", n)
+	}
+	if st := s.Stats(); !st.RTTKnown || st.RTT < 5*time.Millisecond || st.RTT > 15*time.Millisecond {
+		t.Errorf("RTT %v known %v, want 10 ms", st.RTT, st.RTTKnown)
+	}
 	if st := s.Stats(); st.RTCPIn == 0 || st.RTCPOut == 0 {
 		t.Errorf("stats %+v", st)
 	}

@@ -34,7 +34,8 @@ const (
 // the next. It does symmetric RTP: the remote address is latched to the
 // source of the first packet received (which may differ from the SDP address
 // behind NAT) and packets from any other source are then dropped, until
-// SetRemote is called again. It sends RTCP sender/receiver reports every 5 s.
+// SetRemote is called again. It sends RTCP sender/receiver reports every 5 s
+// (the first after 2.5 s) and measures the round trip from the far end's.
 //
 // ReadRTP must be called from one goroutine at a time; WriteRTP, SetRemote,
 // Stats and Close are safe for concurrent use.
@@ -62,8 +63,11 @@ type Session struct {
 	readDeadline time.Time
 	readStop     func() bool
 
-	statsMu sync.Mutex // reception statistics for RTCP
+	statsMu sync.Mutex // reception statistics for RTCP, and round trips
 	recv    recvStats
+	rtt     time.Duration // the latest round trip measured
+	rttSum  time.Duration
+	rttN    int64 // round trips measured
 
 	wmu     sync.Mutex // outgoing stream
 	ssrc    uint32
@@ -115,6 +119,14 @@ type SessionStats struct {
 	RemoteSSRC           uint32 // of the stream received
 	Lost                 int64  // packets lost in the stream received (RFC 3550)
 	Jitter               time.Duration
+	// RTT is the latest round-trip time measured from the far end's
+	// reception reports about our stream (RFC 3550 §6.4.1), RTTMean the
+	// mean of every one measured; RTTKnown is false (and both 0) until a
+	// report came back with the time of an SR of ours: that takes a peer
+	// that sends RTCP, and our first SR (at 2.5 s) reaching one of its
+	// reports (every 5 s), so up to about 7.5 s.
+	RTT, RTTMean time.Duration
+	RTTKnown     bool
 }
 
 // NewSession binds the next free port pair and starts RTCP.
@@ -151,7 +163,10 @@ func (a *PortAllocator) NewSession(cfg SessionConfig) (*Session, error) {
 	}
 	enableArrivalTimes(s.rtcpConn)
 	s.rtcpMu.Lock()
-	s.rtcpTimer = time.AfterFunc(s.rtcpPeriod(), s.rtcpTick)
+	// The first report goes after half an interval (RFC 3550 §6.3.1: Tmin
+	// is halved until a participant has sent one), so that a round trip is
+	// known after about 7.5 s of a call rather than 10.
+	s.rtcpTimer = time.AfterFunc(s.rtcpPeriod()/2, s.rtcpTick)
 	s.rtcpMu.Unlock()
 	return s, nil
 }
@@ -225,6 +240,9 @@ func (s *Session) Stats() SessionStats {
 	st.RemoteSSRC = s.recv.ssrc
 	st.Lost = s.recv.lost()
 	st.Jitter = time.Duration(s.recv.jitter / SampleRate * float64(time.Second))
+	if s.rttN > 0 {
+		st.RTT, st.RTTMean, st.RTTKnown = s.rtt, s.rttSum/time.Duration(s.rttN), true
+	}
 	s.statsMu.Unlock()
 	return st
 }
@@ -619,6 +637,18 @@ func (s *Session) rtcpTick() {
 	s.rtcpTimer.Reset(s.rtcpPeriod())
 }
 
+// PollRTCP handles the RTCP that arrived since the last report interval
+// without sending a report, so that Stats is current: the call layer polls
+// before it takes a leg's quality at hangup.
+func (s *Session) PollRTCP() {
+	s.rtcpMu.Lock()
+	defer s.rtcpMu.Unlock()
+	if s.closed.Load() {
+		return // Close read the last of it
+	}
+	s.readQueuedRTCP()
+}
+
 // rtcpBufs are the buffers RTCP is read into, only while a tick runs.
 var rtcpBufs = sync.Pool{New: func() any { return new([maxPacketSize]byte) }}
 
@@ -640,7 +670,8 @@ func (s *Session) readQueuedRTCP() {
 	}
 }
 
-// handleRTCP latches the RTCP remote and notes sender reports.
+// handleRTCP latches the RTCP remote, notes sender reports and measures
+// the round trip from reception reports about our stream.
 func (s *Session) handleRTCP(b []byte, from netip.AddrPort, at time.Time) {
 	s.mu.Lock()
 	ok := !s.rtcpLatched || from == s.remoteRTCP
@@ -658,12 +689,37 @@ func (s *Session) handleRTCP(b []byte, from netip.AddrPort, at time.Time) {
 		return
 	}
 	s.rtcpIn.Add(1)
+	lsr, dlsr, hasRR := reportAbout(b, s.ssrc)
+	if !hasSR && !hasRR {
+		return
+	}
+	s.statsMu.Lock()
 	if hasSR {
-		s.statsMu.Lock()
 		s.recv.lastSR = uint32(ntp >> 16)
 		s.recv.lastSRAt = at
-		s.statsMu.Unlock()
 	}
+	if hasRR {
+		s.noteRTT(at, lsr, dlsr)
+	}
+	s.statsMu.Unlock()
+}
+
+// noteRTT takes a round trip from a reception report about our stream that
+// arrived at at (RFC 3550 §6.4.1): RTT = A - LSR - DLSR, where A is the
+// arrival, LSR when the SR of ours that it answers left and DLSR how long
+// the peer held it, all in the middle 32 bits of the NTP time (1/65536 s).
+// A report whose LSR is older than the session or after its arrival is not
+// about an SR we sent and is ignored. Caller holds statsMu.
+func (s *Session) noteRTT(at time.Time, lsr, dlsr uint32) {
+	since := uint32(ntpTime(at)>>16) - lsr // since our SR left
+	if int32(since) < 0 || time.Duration(since)*time.Second>>16 > at.Sub(s.epoch)+time.Second {
+		return
+	}
+	// A path shorter than DLSR's rounding (loopback) comes out negative.
+	rtt := time.Duration(max(int64(since)-int64(dlsr), 0)) * time.Second >> 16
+	s.rtt = rtt
+	s.rttSum += rtt
+	s.rttN++
 }
 
 // sendRTCP sends our compound report: SR or RR, SDES, and BYE when bye.

@@ -1,12 +1,15 @@
 // Package metrics is a small Prometheus text-format registry: counters and
-// gauges, optionally with one label, enough for /metrics without a dependency.
+// gauges, optionally with one label, and histograms, enough for /metrics
+// without a dependency.
 package metrics
 
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -102,6 +105,77 @@ func (c *CounterVec) write(w io.Writer) {
 	}
 }
 
+// Histogram counts observations in cumulative buckets, as Prometheus
+// exposes them: name_bucket{le="..."} per upper bound and +Inf, name_sum
+// and name_count.
+type Histogram struct {
+	name, help string
+	bounds     []float64 // upper bounds, increasing; +Inf is implicit
+
+	mu     sync.Mutex
+	counts []uint64 // per bucket, not cumulative; the last is +Inf
+	sum    float64
+	count  uint64
+}
+
+// Observe adds one observation (NaN is ignored).
+func (h *Histogram) Observe(v float64) {
+	if math.IsNaN(v) {
+		return
+	}
+	i, _ := slices.BinarySearch(h.bounds, v) // the first bound >= v: le is inclusive
+	h.mu.Lock()
+	h.counts[i]++
+	h.sum += v
+	h.count++
+	h.mu.Unlock()
+}
+
+// Count returns how many observations were made.
+func (h *Histogram) Count() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.count
+}
+
+// Sum returns the sum of the observations.
+func (h *Histogram) Sum() float64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.sum
+}
+
+func (h *Histogram) write(w io.Writer) {
+	h.mu.Lock()
+	counts := slices.Clone(h.counts)
+	sum, count := h.sum, h.count
+	h.mu.Unlock()
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", h.name, h.help, h.name)
+	var cum uint64
+	for i, c := range counts {
+		cum += c
+		le := "+Inf"
+		if i < len(h.bounds) {
+			le = formatFloat(h.bounds[i])
+		}
+		fmt.Fprintf(w, "%s_bucket{le=%q} %d\n", h.name, le, cum)
+	}
+	fmt.Fprintf(w, "%s_sum %s\n%s_count %d\n", h.name, formatFloat(sum), h.name, count)
+}
+
+// formatFloat writes v as Prometheus does: shortest form, +Inf/-Inf/NaN.
+func formatFloat(v float64) string {
+	switch {
+	case math.IsInf(v, 1):
+		return "+Inf"
+	case math.IsInf(v, -1):
+		return "-Inf"
+	case math.IsNaN(v):
+		return "NaN"
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
 func (r *Registry) add(m metric) {
 	r.mu.Lock()
 	r.metrics = append(r.metrics, m)
@@ -134,6 +208,18 @@ func (r *Registry) NewCounterVec(name, help, label string) *CounterVec {
 	c := &CounterVec{name: name, help: help, label: label, values: map[string]*atomic.Uint64{}}
 	r.add(c)
 	return c
+}
+
+// NewHistogram registers a histogram with the given bucket upper bounds
+// (sorted here; duplicates, NaN and +Inf are dropped: +Inf is always the
+// last bucket).
+func (r *Registry) NewHistogram(name, help string, buckets []float64) *Histogram {
+	bounds := slices.DeleteFunc(slices.Clone(buckets), func(b float64) bool { return math.IsNaN(b) || math.IsInf(b, 1) })
+	slices.Sort(bounds)
+	bounds = slices.Compact(bounds)
+	h := &Histogram{name: name, help: help, bounds: bounds, counts: make([]uint64, len(bounds)+1)}
+	r.add(h)
+	return h
 }
 
 // Write writes every metric in the Prometheus text format.

@@ -245,6 +245,9 @@ type nodeMetrics struct {
 	answered      *metrics.Counter
 	registrations *metrics.Counter
 	cps           metrics.Rate
+	// The media quality of each party of every answered leg, at the
+	// call's end (RTT only where the party's RTCP measured one).
+	mos, jitter, loss, rtt *metrics.Histogram
 }
 
 func newMetrics() (*metrics.Registry, *nodeMetrics) {
@@ -254,6 +257,14 @@ func newMetrics() (*metrics.Registry, *nodeMetrics) {
 		started:       reg.NewCounter("switchboard_calls_started_total", "Calls received."),
 		answered:      reg.NewCounter("switchboard_calls_answered_total", "Calls answered by a destination."),
 		registrations: reg.NewCounter("switchboard_registrations_total", "Successful registrations (new or refreshed bindings)."),
+		mos: reg.NewHistogram("switchboard_call_mos", "Estimated MOS (simplified E-model) of each party of every answered leg, at the call's end.",
+			[]float64{1, 2, 2.5, 3, 3.5, 4, 4.3, 4.5}),
+		jitter: reg.NewHistogram("switchboard_call_jitter_seconds", "Interarrival jitter (RFC 3550) of what each party of every answered leg sent.",
+			[]float64{0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2}),
+		loss: reg.NewHistogram("switchboard_call_loss_ratio", "Packet loss ratio of what each party of every answered leg sent.",
+			[]float64{0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2}),
+		rtt: reg.NewHistogram("switchboard_call_rtt_seconds", "Round-trip time from RTCP to each party of every answered leg that reported one.",
+			[]float64{0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1}),
 	}
 }
 
@@ -267,6 +278,17 @@ func (m *nodeMetrics) observe(ev call.Event) {
 		m.byOutcome.With(ev.Record.Outcome).Add(1)
 		if ev.Record.AnsweredBy != "" {
 			m.answered.Inc()
+		}
+		for _, q := range ev.Record.Quality {
+			if q.PacketsReceived == 0 {
+				continue // nothing measured
+			}
+			m.mos.Observe(q.MOS)
+			m.jitter.Observe(q.Jitter.Seconds())
+			m.loss.Observe(q.LossRatio)
+			if q.RTTKnown {
+				m.rtt.Observe(q.RTT.Seconds())
+			}
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +42,82 @@ type CallRecord struct {
 	// a new record and can set it, but never clears it: the call's own
 	// writes (at start and at end) do not undo a "heard" set meanwhile.
 	VoicemailHeard bool
+	// Quality is the media quality of each party of the call's answered
+	// legs, in the order they were measured; MOS is the lowest of their
+	// MOS (0: none was estimated).
+	Quality []LegQuality
+	MOS     float64
+}
+
+// LegQuality is what the media of one party looked like over a call, as
+// Switchboard measured it: what it sent to the party and received from it,
+// the loss and interarrival jitter of what it received (RFC 3550), the
+// round trip from the party's RTCP reports and the estimated MOS.
+type LegQuality struct {
+	Leg             string // "caller", or the member who answered ("user:alice")
+	PacketsSent     uint64
+	PacketsReceived uint64
+	Lost            int64
+	LossRatio       float64
+	Jitter          time.Duration // kept to the microsecond
+	RTT             time.Duration // kept to the microsecond; 0 when !RTTKnown
+	RTTKnown        bool
+	MOS             float64 // 1-4.5; 0: not estimated (nothing was received)
+}
+
+// legQualityJSON is a LegQuality as the quality column holds it.
+type legQualityJSON struct {
+	Leg             string   `json:"leg"`
+	PacketsSent     uint64   `json:"packets_sent"`
+	PacketsReceived uint64   `json:"packets_received"`
+	Lost            int64    `json:"lost"`
+	LossRatio       float64  `json:"loss_ratio"`
+	JitterMS        float64  `json:"jitter_ms"`
+	RTTMS           *float64 `json:"rtt_ms"`
+	MOS             float64  `json:"mos"`
+}
+
+// ms is d in milliseconds to the microsecond.
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// fromMS is a duration of ms milliseconds, to the microsecond.
+func fromMS(ms float64) time.Duration {
+	return time.Duration(math.Round(ms*1000)) * time.Microsecond
+}
+
+func encodeQuality(q []LegQuality) (string, error) {
+	l := make([]legQualityJSON, 0, len(q))
+	for _, e := range q {
+		j := legQualityJSON{Leg: e.Leg, PacketsSent: e.PacketsSent, PacketsReceived: e.PacketsReceived, Lost: e.Lost,
+			LossRatio: e.LossRatio, JitterMS: ms(e.Jitter), MOS: e.MOS}
+		if e.RTTKnown {
+			rtt := ms(e.RTT)
+			j.RTTMS = &rtt
+		}
+		l = append(l, j)
+	}
+	b, err := json.Marshal(l)
+	return string(b), err
+}
+
+func decodeQuality(s string) ([]LegQuality, error) {
+	var l []legQualityJSON
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return nil, err
+	}
+	if len(l) == 0 {
+		return nil, nil
+	}
+	q := make([]LegQuality, 0, len(l))
+	for _, j := range l {
+		e := LegQuality{Leg: j.Leg, PacketsSent: j.PacketsSent, PacketsReceived: j.PacketsReceived, Lost: j.Lost,
+			LossRatio: j.LossRatio, Jitter: fromMS(j.JitterMS), MOS: j.MOS}
+		if j.RTTMS != nil {
+			e.RTT, e.RTTKnown = fromMS(*j.RTTMS), true
+		}
+		q = append(q, e)
+	}
+	return q, nil
 }
 
 // Page sizes of ListCalls.
@@ -107,11 +185,19 @@ func insertCall(ctx context.Context, tx *txStmts, c *CallRecord) error {
 	if err != nil {
 		return err
 	}
+	quality, err := encodeQuality(c.Quality)
+	if err != nil {
+		return err
+	}
+	var mos sql.NullFloat64
+	if c.MOS > 0 && !math.IsNaN(c.MOS) {
+		mos = sql.NullFloat64{Float64: c.MOS, Valid: true}
+	}
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO calls (id, account, number, caller, caller_name, start_us, answer_us, end_us,
 			duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail,
-			recording_us, recording_bytes, voicemail_user, voicemail_heard)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+			recording_us, recording_bytes, voicemail_user, voicemail_heard, quality, mos)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
 		ON CONFLICT (id) DO UPDATE SET
 			number = excluded.number, caller = excluded.caller, caller_name = excluded.caller_name,
 			start_us = excluded.start_us, answer_us = excluded.answer_us, end_us = excluded.end_us,
@@ -121,12 +207,13 @@ func insertCall(ctx context.Context, tx *txStmts, c *CallRecord) error {
 			recording = excluded.recording, voicemail = excluded.voicemail,
 			recording_us = excluded.recording_us, recording_bytes = excluded.recording_bytes,
 			voicemail_user = excluded.voicemail_user,
+			quality = excluded.quality, mos = excluded.mos,
 			voicemail_heard = CASE WHEN excluded.voicemail_heard <> 0 THEN 1 ELSE calls.voicemail_heard END
 		WHERE calls.account = excluded.account`,
 		c.ID, c.Account, c.Number, c.Caller, c.CallerName,
 		micros(c.Start), micros(c.Answer), micros(c.End), c.Duration.Microseconds(),
 		c.Outcome, c.AnsweredBy, c.HangupCause, string(tags), string(trace), c.Recording, c.Voicemail,
-		c.RecordingLength.Microseconds(), c.RecordingBytes, c.VoicemailUser, boolInt(c.VoicemailHeard))
+		c.RecordingLength.Microseconds(), c.RecordingBytes, c.VoicemailUser, boolInt(c.VoicemailHeard), quality, mos)
 	if err != nil {
 		return err
 	}
@@ -165,15 +252,20 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// callColumnList is what scanCall reads, in its order.
-var callColumnList = []string{"id", "account", "number", "caller", "caller_name", "start_us", "answer_us", "end_us",
-	"duration_us", "outcome", "answered_by", "hangup_cause", "tags", "trace", "recording", "voicemail",
-	"recording_us", "recording_bytes", "voicemail_user", "voicemail_heard"}
+// callColumnList and then qualityColumnList are what scanCall reads, in
+// their order. (The benchmark's seed writes callColumnList alone: its
+// records have no quality.)
+var (
+	callColumnList = []string{"id", "account", "number", "caller", "caller_name", "start_us", "answer_us", "end_us",
+		"duration_us", "outcome", "answered_by", "hangup_cause", "tags", "trace", "recording", "voicemail",
+		"recording_us", "recording_bytes", "voicemail_user", "voicemail_heard"}
+	qualityColumnList = []string{"quality", "mos"}
+)
 
 var (
-	callColumns = strings.Join(callColumnList, ", ")
+	callColumns = strings.Join(append(slices.Clone(callColumnList), qualityColumnList...), ", ")
 	// cCallColumns names them on the alias c (SELECT ... FROM calls c).
-	cCallColumns = "c." + strings.Join(callColumnList, ", c.")
+	cCallColumns = "c." + strings.Join(append(slices.Clone(callColumnList), qualityColumnList...), ", c.")
 )
 
 // GetCall returns one call record of the account; ErrNotFound if there is
@@ -211,8 +303,11 @@ type CallFilter struct {
 	VoicemailUser string
 	// VoicemailHeard selects voicemails marked heard (true) or not (false).
 	VoicemailHeard *bool
-	Limit          int    // page size: DefaultCallLimit if 0, at most MaxCallLimit
-	Cursor         string // the nextCursor of the previous page, "" for the first
+	// MOSBelow selects the calls whose lowest leg MOS is below it (0: no
+	// filter); calls without a MOS never match.
+	MOSBelow float64
+	Limit    int    // page size: DefaultCallLimit if 0, at most MaxCallLimit
+	Cursor   string // the nextCursor of the previous page, "" for the first
 }
 
 // ListCalls returns the account's call records that match f, newest first,
@@ -274,8 +369,9 @@ var callerPrefixProbe = 10_000
 // fewer, and their positions are read from the caller index and sorted,
 // then only the page's rows fetched; more, and the log is read in order
 // and filtered, which finds a page within about limit * calls/matches rows.
-// The shape of each query leaves the planner no other choice, with or
-// without statistics.
+// Calls below a MOS (a range of the MOS index) are found the same way. The
+// shape of each query leaves the planner no other choice, with or without
+// statistics.
 func (s *Store) listCalls(ctx context.Context, f CallFilter, limit int) (calls []CallRecord, nextCursor string, err error) {
 	if f.Account == "" {
 		return nil, "", errors.New("account is required")
@@ -331,6 +427,16 @@ func (s *Store) listCalls(ctx context.Context, f CallFilter, limit int) (calls [
 			return nil, "", err
 		}
 	}
+	// few counts the matches of the conditions added so far, at most
+	// callerPrefixProbe, and starts the conditions afresh.
+	few := func() (bool, error) {
+		var n int
+		probe := `SELECT COUNT(*) FROM (SELECT 1 FROM calls c WHERE ` + strings.Join(where, " AND ") +
+			` LIMIT ` + strconv.Itoa(callerPrefixProbe) + `) p`
+		err := s.db.QueryRowContext(ctx, probe, args...).Scan(&n)
+		where, args = nil, nil
+		return n < callerPrefixProbe, err
+	}
 	byPrefix := false // the caller index finds the calls
 	if f.CallerPrefix != "" && f.Tag == "" && f.Caller == "" {
 		add("c.account = ?", f.Account)
@@ -339,14 +445,21 @@ func (s *Store) listCalls(ctx context.Context, f CallFilter, limit int) (calls [
 			add(caller+" < ?", hi)
 		}
 		span("c.start_us", "c.id")
-		var n int
-		probe := `SELECT COUNT(*) FROM (SELECT 1 FROM calls c WHERE ` + strings.Join(where, " AND ") +
-			` LIMIT ` + strconv.Itoa(callerPrefixProbe) + `) p`
-		if err := s.db.QueryRowContext(ctx, probe, args...).Scan(&n); err != nil {
+		if byPrefix, err = few(); err != nil {
 			return nil, "", err
 		}
-		byPrefix = n < callerPrefixProbe
-		where, args = nil, nil
+	}
+	// The calls below a MOS are a range of the MOS index, not in log order
+	// either: the same choice, by the same count. (Poor calls are usually
+	// few; mos_below=4.5 is most answered calls.)
+	byMOS := false // the MOS index finds the calls
+	if f.MOSBelow > 0 && f.CallerPrefix == "" && f.Tag == "" && f.Caller == "" {
+		add("c.account = ?", f.Account)
+		add("c.mos < ?", f.MOSBelow)
+		span("c.start_us", "c.id")
+		if byMOS, err = few(); err != nil {
+			return nil, "", err
+		}
 	}
 
 	add("c.account = ?", f.Account)
@@ -393,6 +506,15 @@ func (s *Store) listCalls(ctx context.Context, f CallFilter, limit int) (calls [
 		}
 		add("c.voicemail <> '' AND c.voicemail_heard = ?", heard)
 	}
+	if f.MOSBelow > 0 {
+		// As an expression the comparison cannot use the MOS index: the
+		// log is read in order and filtered.
+		expr := "(c.mos + 0)"
+		if byMOS {
+			expr = "c.mos"
+		}
+		add(expr+" < ?", f.MOSBelow)
+	}
 
 	cond := strings.Join(where, " AND ")
 	page := strconv.Itoa(limit + 1)
@@ -402,9 +524,9 @@ func (s *Store) listCalls(ctx context.Context, f CallFilter, limit int) (calls [
 		// CROSS JOIN fixes the join order on SQLite: call_tags first.
 		query = `SELECT ` + cCallColumns + ` FROM call_tags t CROSS JOIN calls c WHERE ` + cond +
 			` ORDER BY t.start_us DESC, t.call_id DESC LIMIT ` + page
-	case byPrefix:
+	case byPrefix, byMOS:
 		// A materialized CTE has no order to tempt the planner into
-		// reading the log instead of the caller index.
+		// reading the log instead of the caller (or MOS) index.
 		query = `WITH m AS MATERIALIZED (SELECT c.id, c.start_us FROM calls c WHERE ` + cond + `)
 			SELECT ` + cCallColumns + ` FROM calls c
 			WHERE c.id IN (SELECT id FROM m ORDER BY start_us DESC, id DESC LIMIT ` + page + `)
@@ -522,12 +644,20 @@ func scanCall(r scanner) (*CallRecord, error) {
 		duration, recUS    int64
 		heard              int64
 		tags, trace        string
+		quality            string
+		mos                sql.NullFloat64
 	)
 	err := r.Scan(&c.ID, &c.Account, &c.Number, &c.Caller, &c.CallerName, &start, &answer, &end,
 		&duration, &c.Outcome, &c.AnsweredBy, &c.HangupCause, &tags, &trace, &c.Recording, &c.Voicemail,
-		&recUS, &c.RecordingBytes, &c.VoicemailUser, &heard)
+		&recUS, &c.RecordingBytes, &c.VoicemailUser, &heard, &quality, &mos)
 	if err != nil {
 		return nil, err
+	}
+	if mos.Valid {
+		c.MOS = mos.Float64
+	}
+	if c.Quality, err = decodeQuality(quality); err != nil {
+		return nil, fmt.Errorf("call %s quality: %w", c.ID, err)
 	}
 	c.VoicemailHeard = heard != 0
 	c.Start, c.Answer, c.End = fromMicros(start), fromMicros(answer), fromMicros(end)
