@@ -25,7 +25,7 @@ type (
 type stubAccounts struct{ Accounts }
 
 func fullOptions() Options {
-	return Options{Tokens: stubTokens{}, Calls: stubCalls{}, Store: stubStore{}, Accounts: stubAccounts{}}
+	return Options{Tokens: stubTokens{}, Calls: stubCalls{}, Store: stubStore{}, Accounts: stubAccounts{}, Hub: NewHub()}
 }
 
 // loadOpenAPI parses the embedded document (no external references).
