@@ -54,11 +54,6 @@ var (
 	errPending  = &SIPError{Code: 491} // a re-INVITE or REFER while one is in progress
 )
 
-// Errorf wraps a detail in a SIPError of code, sent as a Warning.
-func Errorf(code int, format string, args ...any) *SIPError {
-	return &SIPError{Code: code, Err: fmt.Errorf(format, args...)}
-}
-
 // Response builds the response to req that reports err: a SIPError's code,
 // reason and Warning; any other error is a 500 with no detail (internal
 // errors are not the peer's business).
