@@ -26,6 +26,7 @@ type serveOptions struct {
 	recordings            string
 	prompts               string
 	pprof                 bool
+	webhookAllowPrivate   bool
 }
 
 func cmdServe(ctx context.Context, args []string, out io.Writer) error {
@@ -42,6 +43,7 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.recordings, "recordings", filepath.Join("switchboard-data", "recordings"), "directory for call recordings (shared by every node)")
 	fs.StringVar(&o.prompts, "prompts", filepath.Join("switchboard-data", "prompts"), "directory for prompts uploaded through the API (shared by every node)")
 	fs.StringVar(&o.secret, "secret", os.Getenv("SWITCHBOARD_SECRET"), "digest nonce secret shared by every node ($SWITCHBOARD_SECRET)")
+	fs.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach loopback and private addresses (refused by default: SSRF)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the HTTP address")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if _, err := parseFlags(fs, args); err != nil {
@@ -83,7 +85,9 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 		Recordings: o.recordings,
 		PromptDir:  o.prompts,
 		Pprof:      o.pprof,
-		Log:        log,
+
+		WebhookAllowPrivate: o.webhookAllowPrivate,
+		Log:                 log,
 	})
 	if err != nil {
 		return err

@@ -55,6 +55,9 @@ type Store interface {
 	NewToken(ctx context.Context, account, name string, readOnly bool) (string, store.Token, error)
 	Tokens(ctx context.Context, account string) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id string) error
+	RotateWebhookSecret(ctx context.Context, account string, keepPrevious time.Duration) (string, error)
+	Deliveries(ctx context.Context, account string, limit int) ([]store.Delivery, error)
+	Replay(ctx context.Context, account, eventID string) error
 }
 
 // Accounts is the node's view of the accounts (accounts.Directory).
@@ -220,6 +223,7 @@ func (a *server) routes() []route {
 	rs = append(rs, a.configRoutes()...)
 	rs = append(rs, a.activityRoutes()...)
 	rs = append(rs, a.tokenRoutes()...)
+	rs = append(rs, a.webhookRoutes()...)
 	return rs
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/switchboard/switchboard/internal/accounts"
 	"github.com/switchboard/switchboard/internal/api"
 	"github.com/switchboard/switchboard/internal/call"
+	"github.com/switchboard/switchboard/internal/events"
 	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/metrics"
 	"github.com/switchboard/switchboard/internal/prompt"
@@ -55,6 +56,9 @@ type Options struct {
 	Guard registrar.GuardConfig
 	// Events observes every call besides the node's own metrics.
 	Events func(call.Event)
+	// WebhookAllowPrivate lets webhooks reach loopback and private
+	// addresses (tests, a receiver on the same host); refused by default.
+	WebhookAllowPrivate bool
 	// Now is the clock of the flood guard (nil: time.Now).
 	Now func() time.Time
 }
@@ -70,10 +74,15 @@ type Node struct {
 	o       Options
 	records *store.CallWriter
 	hub     *api.Hub // the live events streams
-	http    *http.Server
-	stop    context.CancelFunc // ends the watch
-	done    chan struct{}
-	err     error
+	webhook *events.Recorder
+	// dispatchDone is closed when the webhook dispatcher has stopped.
+	dispatchDone chan struct{}
+	http         *http.Server
+	stop         context.CancelFunc // ends the watch
+	// stopDispatch ends the webhook dispatcher.
+	stopDispatch context.CancelFunc
+	done         chan struct{}
+	err          error
 }
 
 // Start opens the store, applies the configuration file, loads every
@@ -153,6 +162,23 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// Webhooks: events are written to the outbox by the recorder (never
+	// blocking a call) and delivered by the dispatcher of whichever node
+	// holds the lease.
+	webhookOf := func(account string) (string, bool) {
+		a, ok := n.Accounts.View().Account(account)
+		if !ok || a.Snap.Doc().Defaults.Webhook == "" {
+			return "", false
+		}
+		return a.Snap.Doc().Defaults.Webhook, true
+	}
+	disp := events.NewDispatcher(n.Store, events.DispatcherOptions{Webhook: webhookOf, AllowPrivate: o.WebhookAllowPrivate, Log: o.Log})
+	n.webhook = events.NewRecorder(n.Store, events.RecorderOptions{Webhook: webhookOf, Written: disp.Wake, Log: o.Log})
+	dctx, stopDispatch := context.WithCancel(context.Background())
+	n.dispatchDone = make(chan struct{})
+	go func() { defer close(n.dispatchDone); disp.Run(dctx) }()
+	n.stopDispatch = stopDispatch
+	cleanup = append(cleanup, func() { n.webhook.Close(); stopDispatch(); <-n.dispatchDone })
 	// Call records are written in batches; Close after the drain writes
 	// the last ones.
 	n.records = n.Store.NewCallWriter(o.Log)
@@ -164,7 +190,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		Devices:     n.SIP.Devices(),
 		Records:     n.records,
 		Counters:    n.Store,
-		Events:      fanOut(m.observe, n.hub.CallEvent, o.Events),
+		Events:      fanOut(m.observe, n.hub.CallEvent, n.webhook.CallEvent, o.Events),
 		Log:         o.Log,
 		RTPTimeout:  o.RTPTimeout,
 		RingTimeout: o.RingTimeout,
@@ -207,6 +233,9 @@ func (n *Node) run(ctx context.Context) {
 	dctx, cancel := context.WithTimeout(context.Background(), n.o.Drain)
 	n.SIP.Shutdown(dctx)
 	cancel()
+	n.webhook.Close() // the drained calls' last events reach the outbox
+	n.stopDispatch()
+	<-n.dispatchDone
 	n.stop()
 	n.hub.Close() // the live streams end, or the HTTP shutdown would wait for them
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -119,12 +119,14 @@ func Run(t testing.TB, doc string, opts ...Options) *Server {
 		Secret:      []byte(Secret),
 		Recordings:  t.TempDir(),
 		PromptDir:   t.TempDir(),
-		Log:         o.Log,
-		TTS:         o.TTS,
-		CaptchaRand: o.CaptchaRand,
-		Guard:       registrar.GuardConfig{Rate: -1},
-		Events:      o.Events,
-		Now:         o.Now,
+		// Webhook receivers in tests listen on loopback.
+		WebhookAllowPrivate: true,
+		Log:                 o.Log,
+		TTS:                 o.TTS,
+		CaptchaRand:         o.CaptchaRand,
+		Guard:               registrar.GuardConfig{Rate: -1},
+		Events:              o.Events,
+		Now:                 o.Now,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := start(ctx, no)
