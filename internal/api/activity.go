@@ -13,6 +13,7 @@ import (
 
 	"github.com/switchboard/switchboard/internal/accounts"
 	"github.com/switchboard/switchboard/internal/config"
+	"github.com/switchboard/switchboard/internal/events"
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -37,23 +38,13 @@ func (a *server) activityRoutes() []route {
 	}
 }
 
-// callJSON is a call record as the API shows it.
+// callJSON is a call record as the API shows it: the webhooks' record
+// (events.Call) and what only the API serves.
 type callJSON struct {
-	ID              string     `json:"id"`
-	Number          string     `json:"number"`
-	Caller          string     `json:"caller"`
-	CallerName      string     `json:"caller_name"`
-	Start           time.Time  `json:"start"`
-	Answer          *time.Time `json:"answer,omitempty"`
-	End             *time.Time `json:"end,omitempty"`
-	DurationSeconds float64    `json:"duration_seconds"`
-	Outcome         string     `json:"outcome"`
-	AnsweredBy      string     `json:"answered_by,omitempty"`
-	HangupCause     string     `json:"hangup_cause,omitempty"`
-	Tags            []string   `json:"tags"`
-	Trace           []string   `json:"trace,omitempty"`
-	Recording       *mediaJSON `json:"recording,omitempty"`
-	Voicemail       *mediaJSON `json:"voicemail,omitempty"`
+	events.Call
+	Trace     []string   `json:"trace,omitempty"`
+	Recording *mediaJSON `json:"recording,omitempty"`
+	Voicemail *mediaJSON `json:"voicemail,omitempty"`
 	// MOS is the lowest of the legs' (null: none estimated); Quality,
 	// each party's, only in calls/{id}.
 	MOS     *float64       `json:"mos"`
@@ -108,15 +99,7 @@ type mediaJSON struct {
 }
 
 func toJSON(account string, c *store.CallRecord, withTrace bool) callJSON {
-	j := callJSON{ID: c.ID, Number: c.Number, Caller: c.Caller, CallerName: c.CallerName, Start: c.Start,
-		DurationSeconds: c.Duration.Seconds(), Outcome: c.Outcome, AnsweredBy: c.AnsweredBy,
-		HangupCause: c.HangupCause, Tags: append([]string{}, c.Tags...)}
-	if !c.Answer.IsZero() {
-		j.Answer = &c.Answer
-	}
-	if !c.End.IsZero() {
-		j.End = &c.End
-	}
+	j := callJSON{Call: events.NewCall(c)}
 	j.MOS = positive(c.MOS)
 	if withTrace {
 		j.Trace = c.Trace
