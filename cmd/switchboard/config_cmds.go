@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/switchboard/switchboard/internal/accounts"
+	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -28,20 +29,7 @@ func cmdValidate(_ context.Context, args []string, out io.Writer) error {
 }
 
 func cmdApply(ctx context.Context, args []string, out io.Writer) error {
-	fs := newFlags("apply")
-	file := fs.String("f", "", "configuration file (YAML or JSON)")
-	db := dbFlag(fs)
-	if _, err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if *file == "" {
-		return fmt.Errorf("%w: -f FILE is required", errUsage)
-	}
-	doc, err := accounts.ValidateFile(*file)
-	if err != nil {
-		return err
-	}
-	st, err := store.Open(ctx, *db)
+	file, doc, st, err := fileAndStore(ctx, "apply", args)
 	if err != nil {
 		return err
 	}
@@ -50,8 +38,31 @@ func cmdApply(ctx context.Context, args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "applied %s: account %q is at version %d\n", *file, doc.Account, version)
+	fmt.Fprintf(out, "applied %s: account %q is at version %d\n", file, doc.Account, version)
 	return nil
+}
+
+// fileAndStore parses the flags of apply and plan (-f FILE, --db URL),
+// validates the file and opens the store; the caller closes it.
+func fileAndStore(ctx context.Context, name string, args []string) (string, *config.Document, *store.Store, error) {
+	fs := newFlags(name)
+	file := fs.String("f", "", "configuration file (YAML or JSON)")
+	db := dbFlag(fs)
+	if _, err := parseFlags(fs, args); err != nil {
+		return "", nil, nil, err
+	}
+	if *file == "" {
+		return "", nil, nil, fmt.Errorf("%w: -f FILE is required", errUsage)
+	}
+	doc, err := accounts.ValidateFile(*file)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	st, err := store.Open(ctx, *db)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	return *file, doc, st, nil
 }
 
 func cmdExport(ctx context.Context, args []string, out io.Writer) error {
