@@ -163,14 +163,21 @@ func callFilter(r *http.Request) (store.CallFilter, error) {
 		}
 		f.MOSBelow = x
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxPage {
-			return f, badRequest(fmt.Sprintf("limit is 1-%d", maxPage), fieldError{Path: "limit", Message: fmt.Sprintf("1-%d", maxPage)})
-		}
-		f.Limit = n
+	var err error
+	f.Limit, err = pageLimit(q.Get("limit"))
+	return f, err
+}
+
+// pageLimit reads a page size, 1-maxPage; 0 (the default) when v is "".
+func pageLimit(v string) (int, error) {
+	if v == "" {
+		return 0, nil
 	}
-	return f, nil
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxPage {
+		return 0, badRequest(fmt.Sprintf("limit is 1-%d", maxPage), fieldError{Path: "limit", Message: fmt.Sprintf("1-%d", maxPage)})
+	}
+	return n, nil
 }
 
 // listCalls is the activity log: a page of records, newest first, with an

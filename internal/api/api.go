@@ -52,6 +52,8 @@ type Store interface {
 	EachCall(ctx context.Context, f store.CallFilter, fn func(*store.CallRecord) error) error
 	GetCall(ctx context.Context, account, id string) (*store.CallRecord, error)
 	SetVoicemailHeard(ctx context.Context, account, callID string, heard bool) error
+	Missed(ctx context.Context, f store.MissedFilter) ([]store.MissedCall, string, error)
+	ResolveMissed(ctx context.Context, account, callID string, at time.Time) error
 	NewToken(ctx context.Context, account, name string, readOnly bool) (string, store.Token, error)
 	Tokens(ctx context.Context, account string) ([]store.Token, error)
 	RevokeToken(ctx context.Context, id string) error
@@ -222,6 +224,7 @@ func (a *server) routes() []route {
 	}
 	rs = append(rs, a.configRoutes()...)
 	rs = append(rs, a.activityRoutes()...)
+	rs = append(rs, a.missedRoutes()...)
 	rs = append(rs, a.tokenRoutes()...)
 	rs = append(rs, a.webhookRoutes()...)
 	return rs

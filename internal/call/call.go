@@ -126,6 +126,13 @@ func (c *call) main(ctx context.Context, done chan<- struct{}) {
 	}
 	e.live.Store(c.rec.ID, &live{LiveCall: lc, vars: &c.vars})
 	c.rec.Number, c.rec.Caller = lc.Number, lc.Caller // as received, until routed
+	c.rec.Direction = store.DirectionInbound
+	if in.Route == nil { // a user's call: the number is what they dialled
+		c.rec.Number, c.rec.Direction = in.Target, store.DirectionInternal
+		if t := in.Snap.Target(in.Target); t.Kind == routing.TargetNumber || t.Kind == routing.TargetSIP {
+			c.rec.Direction = store.DirectionOutbound
+		}
+	}
 	c.emit(EventStarted, "", "")
 	defer e.live.Delete(c.rec.ID)
 	defer c.finish()

@@ -122,6 +122,7 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 			return c.connect(ctx, dctx, ext.Destination, depth+1)
 		}
 	}
+	c.noteExtension(t)
 	timeout := config.DefaultTimeout
 	mode := ""
 	if ext != nil {
@@ -158,6 +159,20 @@ func (c *call) connect(ctx, dctx context.Context, target string, depth int) resu
 		return c.connect(ctx, dctx, f, depth+1)
 	}
 	return result{class: last}
+}
+
+// noteExtension records on the call the first extension or user it
+// rings: the party of the missed-call ledger (store.CallRecord.Missed).
+func (c *call) noteExtension(t routing.Target) {
+	if c.rec.Extension != "" {
+		return
+	}
+	switch t.Kind {
+	case routing.TargetExtension:
+		c.rec.Extension = t.Name
+	case routing.TargetUser:
+		c.rec.Extension = "user:" + t.Name
+	}
 }
 
 // attempts rings the waves of an attempt plan in turn until one answers;

@@ -187,7 +187,7 @@ func NewDispatcher(o Outbox, opts DispatcherOptions) *Dispatcher {
 	return d
 }
 
-// Wake tells the dispatcher that events were written (RecorderOptions.Written).
+// Wake tells the dispatcher that events were written (store.CallWriterOptions.Written).
 // It never blocks.
 func (d *Dispatcher) Wake() {
 	select {

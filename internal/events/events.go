@@ -1,9 +1,10 @@
 // Package events delivers an account's events to its webhook URL.
 //
 // A Recorder observes calls (call.Config.Events) and turns their events
-// into webhook events; it never blocks a call: it queues them in memory and
-// a goroutine of its own writes them to the database's outbox in batches
-// (store.InsertEvents). A Dispatcher reads the outbox and POSTs each event,
+// into webhook events; it never blocks a call: it hands them to the calls'
+// journal (store.CallWriter), which writes them to the database's outbox
+// in batches together with the call records — a call's final events in
+// the very transaction of its record. A Dispatcher reads the outbox and POSTs each event,
 // signed (Sign, Verify), to the account's webhook URL, retrying with
 // exponential backoff and jitter until a deadline; one account's events go
 // out in order, and a slow or failing receiver holds back only its own
@@ -60,13 +61,15 @@ type Call struct {
 	AnsweredBy      string     `json:"answered_by"`
 	HangupCause     string     `json:"hangup_cause"`
 	Tags            []string   `json:"tags"`
+	Extension       string     `json:"extension,omitempty"`
+	Direction       string     `json:"direction,omitempty"`
 }
 
 // NewCall copies the fields of a call record that webhooks show.
 func NewCall(r *store.CallRecord) Call {
 	c := Call{ID: r.ID, Number: r.Number, Caller: r.Caller, CallerName: r.CallerName, Start: r.Start,
 		DurationSeconds: r.Duration.Seconds(), Outcome: r.Outcome, AnsweredBy: r.AnsweredBy,
-		HangupCause: r.HangupCause, Tags: append([]string{}, r.Tags...)}
+		HangupCause: r.HangupCause, Tags: append([]string{}, r.Tags...), Extension: r.Extension, Direction: r.Direction}
 	if !r.Answer.IsZero() {
 		a := r.Answer
 		c.Answer = &a

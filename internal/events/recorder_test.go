@@ -1,9 +1,7 @@
 package events
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -20,15 +18,28 @@ func onlyAcme(account string) (string, bool) {
 	return "", false
 }
 
+// journal starts a call writer whose records bring the recorder's final
+// events, as the node wires them.
+func journal(t *testing.T, st *store.Store, written func()) (*store.CallWriter, *Recorder) {
+	var rec *Recorder
+	w := st.NewCallWriter(store.CallWriterOptions{Log: quietLog(), Written: written,
+		Events: func(r *store.CallRecord) []store.Event { return rec.Final(r) }})
+	rec = NewRecorder(w, onlyAcme, quietLog())
+	t.Cleanup(w.Close)
+	return w, rec
+}
+
 // TestRecorderMapsCallEvents: each call event becomes its webhook event,
-// with the data of the record as it was when the event happened; other
-// accounts' and other kinds of events are not recorded.
+// with the data of the record as it was when the event happened; a
+// finished record brings call.completed, and call.missed when it is a
+// missed call; other accounts' and other kinds of events are not recorded.
 func TestRecorderMapsCallEvents(t *testing.T) {
 	eachStore(t, func(t *testing.T, st *store.Store) {
-		rec := NewRecorder(st, RecorderOptions{Webhook: onlyAcme, Log: quietLog()})
+		w, rec := journal(t, st, nil)
 		t0 := time.Date(2025, 3, 1, 10, 0, 0, 0, time.UTC)
 		r := &store.CallRecord{ID: "c1", Account: "acme", Number: "+34910000001", Caller: "+34600000009",
-			CallerName: "Ana", Start: t0, Outcome: "routed", Tags: []string{"main"}, Trace: []string{"big"}}
+			CallerName: "Ana", Start: t0, Outcome: "routed", Tags: []string{"main"}, Trace: []string{"big"},
+			Extension: "support", Direction: store.DirectionInbound}
 		emit := func(kind call.EventKind, leg, target string) {
 			rec.CallEvent(call.Event{Kind: kind, Time: t0.Add(time.Second), Call: r.ID, Account: r.Account,
 				Leg: leg, Target: target, Record: r})
@@ -41,25 +52,36 @@ func TestRecorderMapsCallEvents(t *testing.T) {
 		emit(call.EventRecording, "", "")
 		r.Voicemail, r.VoicemailUser = "vm/c1.wav", "bob"
 		emit(call.EventVoicemail, "", "")
+		// The call goes on changing its record: the events keep what was.
+		r.Number = "changed"
+		emit(call.EventEnded, "", "") // nothing: the record brings it
+		emit(call.EventWaveEnded, "", "")
+		r.Number = "+34910000001"
 		r.Answer, r.End, r.Duration = t0.Add(2*time.Second), t0.Add(62*time.Second), 60*time.Second
 		r.AnsweredBy, r.HangupCause = "user:alice", "callee_bye"
-		emit(call.EventEnded, "", "")
-		emit(call.EventWaveEnded, "", "")
-		// The call goes on changing its record: the events keep what was.
-		r.Tags[0], r.Number = "changed", "changed"
-		rec.CallEvent(call.Event{Kind: call.EventEnded, Call: "c2", Account: "beta",
-			Record: &store.CallRecord{ID: "c2", Account: "beta"}})
-		if !rec.Enqueue("acme", TypeCallMissed, map[string]string{"call": "c1"}) {
+		if err := w.InsertCall(t.Context(), r); err != nil {
+			t.Fatal(err)
+		}
+		// A missed call, and one of an account without a webhook.
+		missed := &store.CallRecord{ID: "c3", Account: "acme", Number: "+34910000001", Caller: "+34600000007",
+			Start: t0.Add(time.Minute), End: t0.Add(80 * time.Second), Outcome: "routed", Extension: "support",
+			HangupCause: "caller_cancel", Direction: store.DirectionInbound}
+		for _, c := range []*store.CallRecord{missed, {ID: "c2", Account: "beta", Start: t0, End: t0}} {
+			if err := w.InsertCall(t.Context(), c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !rec.Enqueue("acme", "message.received", map[string]string{"id": "m1"}) {
 			t.Fatal("Enqueue for acme refused")
 		}
-		if rec.Enqueue("beta", TypeCallMissed, map[string]string{"call": "c2"}) {
+		if rec.Enqueue("beta", "message.received", map[string]string{"id": "m2"}) {
 			t.Fatal("Enqueue for an account without a webhook accepted")
 		}
 		if rec.Enqueue("acme", "x", func() {}) {
 			t.Fatal("Enqueue of data that does not encode accepted")
 		}
-		rec.Close()
-		if rec.Enqueue("acme", TypeCallMissed, nil) {
+		w.Close()
+		if rec.Enqueue("acme", "message.received", nil) {
 			t.Fatal("Enqueue after Close accepted")
 		}
 
@@ -67,14 +89,17 @@ func TestRecorderMapsCallEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		missedData := `{"id":"c3","number":"+34910000001","caller":"+34600000007","caller_name":"","start":"2025-03-01T10:01:00Z","end":"2025-03-01T10:01:20Z","duration_seconds":0,"outcome":"routed","answered_by":"","hangup_cause":"caller_cancel","tags":[],"extension":"support","direction":"inbound"}`
 		want := []struct{ typ, data string }{
 			{TypeCallRinging, `{"call":"c1","number":"+34910000001","caller":"+34600000009","leg":"user:alice"}`},
 			{TypeCallAnswered, `{"call":"c1","number":"+34910000001","caller":"+34600000009","leg":"user:alice"}`},
 			{TypeCallTransferred, `{"call":"c1","number":"+34910000001","caller":"+34600000009","leg":"user:alice","target":"user:bob"}`},
 			{TypeRecordingReady, `{"call":"c1","number":"+34910000001","caller":"+34600000009","caller_name":"Ana","url":"/api/v1/acme/calls/c1/recording","length_seconds":1.5,"bytes":24000}`},
 			{TypeVoicemailCreated, `{"call":"c1","number":"+34910000001","caller":"+34600000009","caller_name":"Ana","user":"bob","url":"/api/v1/acme/voicemails/c1/audio"}`},
-			{TypeCallCompleted, `{"id":"c1","number":"+34910000001","caller":"+34600000009","caller_name":"Ana","start":"2025-03-01T10:00:00Z","answer":"2025-03-01T10:00:02Z","end":"2025-03-01T10:01:02Z","duration_seconds":60,"outcome":"routed","answered_by":"user:alice","hangup_cause":"callee_bye","tags":["main"]}`},
-			{TypeCallMissed, `{"call":"c1"}`},
+			{TypeCallCompleted, `{"id":"c1","number":"+34910000001","caller":"+34600000009","caller_name":"Ana","start":"2025-03-01T10:00:00Z","answer":"2025-03-01T10:00:02Z","end":"2025-03-01T10:01:02Z","duration_seconds":60,"outcome":"routed","answered_by":"user:alice","hangup_cause":"callee_bye","tags":["main"],"extension":"support","direction":"inbound"}`},
+			{TypeCallCompleted, missedData},
+			{TypeCallMissed, missedData},
+			{"message.received", `{"id":"m1"}`},
 		}
 		if len(evs) != len(want) {
 			t.Fatalf("%d events recorded, want %d", len(evs), len(want))
@@ -92,121 +117,47 @@ func TestRecorderMapsCallEvents(t *testing.T) {
 				t.Errorf("event %d: id %q (stored %q), account %q", i, p.ID, e.ID, p.Account)
 			}
 			seen[p.ID] = true
-			if i < 6 && (!p.Created.Equal(t0.Add(time.Second)) || !e.Created.Equal(p.Created)) {
+			if i < 5 && (!p.Created.Equal(t0.Add(time.Second)) || !e.Created.Equal(p.Created)) {
 				t.Errorf("event %d created %v (stored %v), want the call event's time", i, p.Created, e.Created)
 			}
 		}
-		if s := rec.Stats(); s.Queued != 7 || s.Written != 7 || s.Dropped != 0 || s.Lost != 0 {
-			t.Fatalf("stats = %+v", s)
+		if !evs[5].Created.Equal(r.End) || !evs[7].Created.Equal(missed.End) {
+			t.Errorf("final events created %v, %v; want the calls' ends", evs[5].Created, evs[7].Created)
+		}
+		if n, _ := st.QueuedEvents(t.Context(), "beta", 10); len(n) != 0 {
+			t.Errorf("%d events for beta, which has no webhook", len(n))
 		}
 	})
 }
 
-// blockingWriter holds every InsertEvents until release is closed.
-type blockingWriter struct {
-	entered chan struct{}
-	release chan struct{}
-	n       atomic.Int64
-}
-
-func (w *blockingWriter) InsertEvents(ctx context.Context, evs []store.Event) error {
-	select {
-	case w.entered <- struct{}{}:
-	default:
-	}
-	<-w.release
-	w.n.Add(int64(len(evs)))
-	return nil
-}
-
-// TestRecorderNeverBlocks: with the database stuck, CallEvent returns at
-// once; past the queue's size events are dropped and counted.
-func TestRecorderNeverBlocks(t *testing.T) {
-	w := &blockingWriter{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	rec := NewRecorder(w, RecorderOptions{Webhook: onlyAcme, QueueSize: 10, BatchDelay: time.Millisecond,
-		Log: quietLog()})
-	ended := func(id string) call.Event {
-		return call.Event{Kind: call.EventEnded, Call: id, Account: "acme",
-			Record: &store.CallRecord{ID: id, Account: "acme", Start: time.Now()}}
-	}
-	rec.CallEvent(ended("first"))
-	select {
-	case <-w.entered:
-	case <-time.After(5 * time.Second):
-		t.Fatal("the writer was not called")
-	}
-	t0 := time.Now()
-	for i := range 15 {
-		rec.CallEvent(ended(fmt.Sprint(i)))
-	}
-	if took := time.Since(t0); took > time.Second {
-		t.Fatalf("15 events took %v with the database stuck", took)
-	}
-	if s := rec.Stats(); s.Dropped != 5 || s.Queued != 11 {
-		t.Fatalf("stats with the database stuck = %+v, want 5 dropped", s)
-	}
-	close(w.release)
-	rec.Close()
-	if s := rec.Stats(); s.Written != 11 || w.n.Load() != 11 {
-		t.Fatalf("after Close: stats %+v, %d written", s, w.n.Load())
-	}
-}
-
-// flakyWriter fails its first calls.
-type flakyWriter struct {
-	fails atomic.Int32
-	n     atomic.Int64
-}
-
-func (w *flakyWriter) InsertEvents(ctx context.Context, evs []store.Event) error {
-	if w.fails.Add(-1) >= 0 {
-		return errors.New("database away")
-	}
-	w.n.Add(int64(len(evs)))
-	return nil
-}
-
-func TestRecorderRetriesAFailedBatch(t *testing.T) {
-	w := &flakyWriter{}
-	w.fails.Store(2)
-	rec := NewRecorder(w, RecorderOptions{Webhook: onlyAcme, Log: quietLog()})
-	for range 3 {
-		rec.Enqueue("acme", TypeCallMissed, map[string]int{})
-	}
-	rec.Close()
-	if s := rec.Stats(); s.Written != 3 || s.Lost != 0 || w.n.Load() != 3 {
-		t.Fatalf("stats = %+v, written %d", s, w.n.Load())
-	}
-}
-
-// TestRecorder2000PerSecond: two seconds of 2,000 call.completed events a
-// second reach the outbox with none dropped, in batches no more than
-// BatchDelay apart.
-func TestRecorder2000PerSecond(t *testing.T) {
+// TestJournal2000PerSecond: two seconds of 2,000 finished calls a second
+// reach the database with their call.completed events, none dropped, in
+// batches no more than the writer's delay apart.
+func TestJournal2000PerSecond(t *testing.T) {
 	eachStore(t, func(t *testing.T, st *store.Store) {
 		var batches atomic.Int64
-		rec := NewRecorder(st, RecorderOptions{Webhook: onlyAcme, Log: quietLog(),
-			Written: func() { batches.Add(1) }})
+		w, _ := journal(t, st, func() { batches.Add(1) })
 		const rate, seconds = 2000, 2
 		t0 := time.Now()
 		var slowest time.Duration
 		for i := range rate * seconds {
-			// Pace: event i is due at i/rate seconds.
+			// Pace: call i ends at i/rate seconds.
 			if d := time.Until(t0.Add(time.Duration(i) * time.Second / rate)); d > 0 {
 				time.Sleep(d)
 			}
-			r := &store.CallRecord{ID: fmt.Sprint("c", i), Account: "acme", Start: time.Now(), Tags: []string{"t"}}
-			s := time.Now()
-			rec.CallEvent(call.Event{Kind: call.EventEnded, Time: s, Call: r.ID, Account: "acme", Record: r})
-			slowest = max(slowest, time.Since(s))
+			now := time.Now()
+			r := &store.CallRecord{ID: fmt.Sprint("c", i), Account: "acme", Start: now, End: now, Tags: []string{"t"}}
+			if err := w.InsertCall(t.Context(), r); err != nil {
+				t.Fatal(err)
+			}
+			slowest = max(slowest, time.Since(now))
 		}
 		sent := time.Since(t0)
-		rec.Close()
-		s := rec.Stats()
-		t.Logf("%d events in %v, %d batches, slowest CallEvent %v, stats %+v", rate*seconds,
-			sent.Round(time.Millisecond), batches.Load(), slowest, s)
-		if s.Dropped != 0 || s.Lost != 0 || s.Written != rate*seconds {
-			t.Fatalf("stats = %+v", s)
+		w.Close()
+		t.Logf("%d calls in %v, %d batches, slowest InsertCall %v", rate*seconds,
+			sent.Round(time.Millisecond), batches.Load(), slowest)
+		if w.Dropped() != 0 {
+			t.Fatalf("%d events dropped", w.Dropped())
 		}
 		evs, err := st.QueuedEvents(t.Context(), "acme", 2*rate*seconds)
 		if err != nil {
@@ -215,8 +166,6 @@ func TestRecorder2000PerSecond(t *testing.T) {
 		if len(evs) != rate*seconds {
 			t.Fatalf("%d in the outbox", len(evs))
 		}
-		// A batch waits BatchDelay from its first event, then for its write:
-		// several a second, not one at Close.
 		if batches.Load() < 5 {
 			t.Errorf("%d batches in %v", batches.Load(), sent)
 		}

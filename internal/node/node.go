@@ -74,7 +74,6 @@ type Node struct {
 	o       Options
 	records *store.CallWriter
 	hub     *api.Hub // the live events streams
-	webhook *events.Recorder
 	// dispatchDone is closed when the webhook dispatcher has stopped.
 	dispatchDone chan struct{}
 	http         *http.Server
@@ -172,17 +171,19 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		}
 		return a.Snap.Doc().Defaults.Webhook, true
 	}
+	// The calls' journal writes their records and webhook events in
+	// batches, a record's final events in its transaction; Close after the
+	// drain writes the last ones.
 	disp := events.NewDispatcher(n.Store, events.DispatcherOptions{Webhook: webhookOf, AllowPrivate: o.WebhookAllowPrivate, Log: o.Log})
-	n.webhook = events.NewRecorder(n.Store, events.RecorderOptions{Webhook: webhookOf, Written: disp.Wake, Log: o.Log})
+	var webhook *events.Recorder
+	n.records = n.Store.NewCallWriter(store.CallWriterOptions{Log: o.Log, Written: disp.Wake,
+		Events: func(r *store.CallRecord) []store.Event { return webhook.Final(r) }})
+	webhook = events.NewRecorder(n.records, webhookOf, o.Log)
 	dctx, stopDispatch := context.WithCancel(context.Background())
 	n.dispatchDone = make(chan struct{})
 	go func() { defer close(n.dispatchDone); disp.Run(dctx) }()
 	n.stopDispatch = stopDispatch
-	cleanup = append(cleanup, func() { n.webhook.Close(); stopDispatch(); <-n.dispatchDone })
-	// Call records are written in batches; Close after the drain writes
-	// the last ones.
-	n.records = n.Store.NewCallWriter(o.Log)
-	cleanup = append(cleanup, func() { n.records.Close() })
+	cleanup = append(cleanup, func() { n.records.Close(); stopDispatch(); <-n.dispatchDone })
 	n.Engine = call.New(call.Config{
 		UA:          n.SIP.DialogUA(),
 		Media:       alloc,
@@ -190,7 +191,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		Devices:     n.SIP.Devices(),
 		Records:     n.records,
 		Counters:    n.Store,
-		Events:      fanOut(m.observe, n.hub.CallEvent, n.webhook.CallEvent, o.Events),
+		Events:      fanOut(m.observe, n.hub.CallEvent, webhook.CallEvent, o.Events),
 		Log:         o.Log,
 		RTPTimeout:  o.RTPTimeout,
 		RingTimeout: o.RingTimeout,
@@ -233,7 +234,7 @@ func (n *Node) run(ctx context.Context) {
 	dctx, cancel := context.WithTimeout(context.Background(), n.o.Drain)
 	n.SIP.Shutdown(dctx)
 	cancel()
-	n.webhook.Close() // the drained calls' last events reach the outbox
+	n.records.Close() // the drained calls' records and last events reach the database
 	n.stopDispatch()
 	<-n.dispatchDone
 	n.stop()
@@ -241,7 +242,6 @@ func (n *Node) run(ctx context.Context) {
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	_ = n.http.Shutdown(sctx)
 	cancel()
-	n.records.Close()
 	n.Store.Close()
 }
 

@@ -713,7 +713,7 @@ func TestVoicemailHeard(t *testing.T) {
 		if err := s.InsertCall(ctx, c); err != nil {
 			t.Fatal(err)
 		}
-		w := s.NewCallWriter(nil)
+		w := s.NewCallWriter(CallWriterOptions{})
 		if err := w.InsertCall(ctx, c); err != nil {
 			t.Fatal(err)
 		}

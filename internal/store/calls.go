@@ -47,7 +47,22 @@ type CallRecord struct {
 	// MOS (0: none was estimated).
 	Quality []LegQuality
 	MOS     float64
+	// Extension is the extension (or "user:NAME") the routing decision sent
+	// the call to; "" when it went elsewhere (an external number, a prompt,
+	// an IVR, a park orbit) or was refused.
+	Extension string
+	// Direction is DirectionInbound (from a trunk), DirectionOutbound (a
+	// user dialling an external number) or DirectionInternal (a user
+	// dialling inside the account).
+	Direction string
 }
+
+// Directions of a call record.
+const (
+	DirectionInbound  = "inbound"
+	DirectionOutbound = "outbound"
+	DirectionInternal = "internal"
+)
 
 // LegQuality is what the media of one party looked like over a call, as
 // Switchboard measured it: what it sent to the party and received from it,
@@ -137,16 +152,16 @@ func (s *Store) InsertCall(ctx context.Context, c *CallRecord) error {
 // InsertCalls writes several call records in one transaction (see
 // InsertCall): either all are written or none.
 func (s *Store) InsertCalls(ctx context.Context, calls []*CallRecord) error {
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		x := &txStmts{tx: tx}
-		for _, c := range calls {
-			if err := insertCall(ctx, x, c); err != nil {
-				return fmt.Errorf("insert call %s: %w", c.ID, err)
-			}
+	return s.inTx(ctx, func(tx *sql.Tx) error { return insertCalls(ctx, &txStmts{tx: tx}, calls) })
+}
+
+func insertCalls(ctx context.Context, x *txStmts, calls []*CallRecord) error {
+	for _, c := range calls {
+		if err := insertCall(ctx, x, c); err != nil {
+			return fmt.Errorf("insert call %s: %w", c.ID, err)
 		}
-		return nil
-	})
-	return err
+	}
+	return nil
 }
 
 // txStmts runs statements in one transaction and prepares each query once:
@@ -196,8 +211,8 @@ func insertCall(ctx context.Context, tx *txStmts, c *CallRecord) error {
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO calls (id, account, number, caller, caller_name, start_us, answer_us, end_us,
 			duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail,
-			recording_us, recording_bytes, voicemail_user, voicemail_heard, quality, mos)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)
+			recording_us, recording_bytes, voicemail_user, voicemail_heard, quality, mos, extension, direction)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
 		ON CONFLICT (id) DO UPDATE SET
 			number = excluded.number, caller = excluded.caller, caller_name = excluded.caller_name,
 			start_us = excluded.start_us, answer_us = excluded.answer_us, end_us = excluded.end_us,
@@ -208,12 +223,14 @@ func insertCall(ctx context.Context, tx *txStmts, c *CallRecord) error {
 			recording_us = excluded.recording_us, recording_bytes = excluded.recording_bytes,
 			voicemail_user = excluded.voicemail_user,
 			quality = excluded.quality, mos = excluded.mos,
+			extension = excluded.extension, direction = excluded.direction,
 			voicemail_heard = CASE WHEN excluded.voicemail_heard <> 0 THEN 1 ELSE calls.voicemail_heard END
 		WHERE calls.account = excluded.account`,
 		c.ID, c.Account, c.Number, c.Caller, c.CallerName,
 		micros(c.Start), micros(c.Answer), micros(c.End), c.Duration.Microseconds(),
 		c.Outcome, c.AnsweredBy, c.HangupCause, string(tags), string(trace), c.Recording, c.Voicemail,
-		c.RecordingLength.Microseconds(), c.RecordingBytes, c.VoicemailUser, boolInt(c.VoicemailHeard), quality, mos)
+		c.RecordingLength.Microseconds(), c.RecordingBytes, c.VoicemailUser, boolInt(c.VoicemailHeard), quality, mos,
+		c.Extension, c.Direction)
 	if err != nil {
 		return err
 	}
@@ -222,7 +239,10 @@ func insertCall(ctx context.Context, tx *txStmts, c *CallRecord) error {
 	} else if n == 0 {
 		return errors.New("the id belongs to another account's call")
 	}
-	return writeCallTags(ctx, tx, c)
+	if err := writeCallTags(ctx, tx, c); err != nil {
+		return err
+	}
+	return noteMissed(ctx, tx, c)
 }
 
 // writeCallTags replaces the call's rows in call_tags.
@@ -252,20 +272,20 @@ func nonNil(s []string) []string {
 	return s
 }
 
-// callColumnList and then qualityColumnList are what scanCall reads, in
+// callColumnList and then laterColumnList are what scanCall reads, in
 // their order. (The benchmark's seed writes callColumnList alone: its
-// records have no quality.)
+// records have no quality, extension or direction.)
 var (
 	callColumnList = []string{"id", "account", "number", "caller", "caller_name", "start_us", "answer_us", "end_us",
 		"duration_us", "outcome", "answered_by", "hangup_cause", "tags", "trace", "recording", "voicemail",
 		"recording_us", "recording_bytes", "voicemail_user", "voicemail_heard"}
-	qualityColumnList = []string{"quality", "mos"}
+	laterColumnList = []string{"quality", "mos", "extension", "direction"}
 )
 
 var (
-	callColumns = strings.Join(append(slices.Clone(callColumnList), qualityColumnList...), ", ")
+	callColumns = strings.Join(append(slices.Clone(callColumnList), laterColumnList...), ", ")
 	// cCallColumns names them on the alias c (SELECT ... FROM calls c).
-	cCallColumns = "c." + strings.Join(append(slices.Clone(callColumnList), qualityColumnList...), ", c.")
+	cCallColumns = "c." + strings.Join(append(slices.Clone(callColumnList), laterColumnList...), ", c.")
 )
 
 // GetCall returns one call record of the account; ErrNotFound if there is
@@ -649,7 +669,7 @@ func scanCall(r scanner) (*CallRecord, error) {
 	)
 	err := r.Scan(&c.ID, &c.Account, &c.Number, &c.Caller, &c.CallerName, &start, &answer, &end,
 		&duration, &c.Outcome, &c.AnsweredBy, &c.HangupCause, &tags, &trace, &c.Recording, &c.Voicemail,
-		&recUS, &c.RecordingBytes, &c.VoicemailUser, &heard, &quality, &mos)
+		&recUS, &c.RecordingBytes, &c.VoicemailUser, &heard, &quality, &mos, &c.Extension, &c.Direction)
 	if err != nil {
 		return nil, err
 	}

@@ -89,11 +89,26 @@ func (s *Store) InsertEvents(ctx context.Context, evs []Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	var seqs []int64
+	err := s.inTx(ctx, func(tx *sql.Tx) (err error) {
+		seqs, err = insertEvents(ctx, &txStmts{tx: tx}, evs)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	queuedEvents(evs, seqs)
+	return nil
+}
+
+// insertEvents is InsertEvents in a transaction; it returns the events'
+// sequence numbers, for queuedEvents once the transaction has committed.
+func insertEvents(ctx context.Context, x *txStmts, evs []Event) ([]int64, error) {
 	byAccount := map[string][]int{}
 	for i := range evs {
 		e := &evs[i]
 		if e.ID == "" || e.Account == "" || e.Type == "" || e.Created.IsZero() || len(e.Body) == 0 {
-			return fmt.Errorf("insert event %q: id, account, type, created and body are required", e.ID)
+			return nil, fmt.Errorf("insert event %q: id, account, type, created and body are required", e.ID)
 		}
 		byAccount[e.Account] = append(byAccount[e.Account], i)
 	}
@@ -105,40 +120,38 @@ func (s *Store) InsertEvents(ctx context.Context, evs []Event) error {
 	}
 	sort.Strings(accounts)
 	seqs := make([]int64, len(evs))
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		x := &txStmts{tx: tx}
-		for _, a := range accounts {
-			idx := byAccount[a]
-			last, err := advanceQueue(ctx, tx, a, len(idx))
-			if err != nil {
-				return err
-			}
-			for k, i := range idx {
-				e := &evs[i]
-				seqs[i] = last - int64(len(idx)) + 1 + int64(k)
-				queued, next := eventTimes(e)
-				if _, err := x.ExecContext(ctx, `
-					INSERT INTO webhook_events (account, seq, id, type, created_us, body, state, attempts, tries,
-						queued_us, next_attempt_us, done_us, last_error)
-					VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, 0, $7, $8, NULL, '')`,
-					e.Account, seqs[i], e.ID, e.Type, e.Created.UnixMicro(), string(e.Body),
-					queued.UnixMicro(), next.UnixMicro()); err != nil {
-					return fmt.Errorf("insert event %s: %w", e.ID, err)
-				}
+	for _, a := range accounts {
+		idx := byAccount[a]
+		last, err := advanceQueue(ctx, x.tx, a, len(idx))
+		if err != nil {
+			return nil, err
+		}
+		for k, i := range idx {
+			e := &evs[i]
+			seqs[i] = last - int64(len(idx)) + 1 + int64(k)
+			queued, next := eventTimes(e)
+			if _, err := x.ExecContext(ctx, `
+				INSERT INTO webhook_events (account, seq, id, type, created_us, body, state, attempts, tries,
+					queued_us, next_attempt_us, done_us, last_error)
+				VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, 0, $7, $8, NULL, '')`,
+				e.Account, seqs[i], e.ID, e.Type, e.Created.UnixMicro(), string(e.Body),
+				queued.UnixMicro(), next.UnixMicro()); err != nil {
+				return nil, fmt.Errorf("insert event %s: %w", e.ID, err)
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
+	return seqs, nil
+}
+
+// queuedEvents fills in what the outbox now says of events inserted with
+// the sequence numbers seqs.
+func queuedEvents(evs []Event, seqs []int64) {
 	for i := range evs {
 		e := &evs[i]
 		e.Queued, e.NextAttempt = eventTimes(e)
 		e.Queued, e.NextAttempt = e.Queued.Truncate(time.Microsecond), e.NextAttempt.Truncate(time.Microsecond)
 		e.Seq, e.State, e.Attempts, e.Tries, e.Done, e.LastError = seqs[i], EventQueued, 0, 0, time.Time{}, ""
 	}
-	return nil
 }
 
 func eventTimes(e *Event) (queued, next time.Time) {

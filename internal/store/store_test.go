@@ -919,7 +919,7 @@ func TestWatchConfig(t *testing.T) {
 func TestCallWriterBatches(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *Store) {
 		ctx := testContext(t)
-		w := s.NewCallWriter(nil)
+		w := s.NewCallWriter(CallWriterOptions{})
 		start := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 		var wg sync.WaitGroup
 		for g := range 4 {
