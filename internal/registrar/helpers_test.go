@@ -70,8 +70,9 @@ func (c *fakeClock) Advance(d time.Duration) {
 }
 
 type serverConfig struct {
-	now   func() time.Time
-	guard GuardConfig
+	now        func() time.Time
+	guard      GuardConfig
+	minExpires time.Duration
 }
 
 // testServer is a sipgo server on loopback UDP and TCP with the registrar,
@@ -86,6 +87,19 @@ type testServer struct {
 
 	mu         sync.Mutex
 	registered []string
+	bindings   []string // "user=devices", from OnBindings
+}
+
+func (s *testServer) onBindings(account, user string, devices int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.bindings = append(s.bindings, fmt.Sprintf("%s=%d", user, devices))
+}
+
+func (s *testServer) bindingEvents() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.bindings...)
 }
 
 func (s *testServer) onRegister(account, user string) {
@@ -130,6 +144,8 @@ func startServer(t *testing.T, opts ...func(*serverConfig)) *testServer {
 		Contacts:   ts.Store,
 		Auth:       ts.Auth,
 		OnRegister: ts.onRegister,
+		OnBindings: ts.onBindings,
+		MinExpires: cfg.minExpires,
 		Now:        cfg.now,
 		Logger:     log,
 	})

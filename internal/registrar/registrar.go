@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -55,7 +56,8 @@ type Config struct {
 	// are delivered from here.
 	OnRegister func(account, user string)
 	// OnBindings, if set, is called after every successful REGISTER
-	// (new, refreshed or removed bindings) with the user's devices now.
+	// (new, refreshed or removed bindings) with the user's devices now,
+	// and when a binding this registrar accepted expires unrefreshed.
 	OnBindings func(account, user string, devices int)
 	// StoreTimeout bounds each call to Contacts (default 5s).
 	StoreTimeout time.Duration
@@ -68,6 +70,11 @@ type Config struct {
 // Registrar is the SIP registrar. It is safe for concurrent use.
 type Registrar struct {
 	cfg Config
+	// expiry holds, per user it registered, a timer at the earliest expiry
+	// of their bindings, for OnBindings.
+	mu     sync.Mutex
+	expiry map[[2]string]*time.Timer
+	closed bool
 }
 
 // New checks cfg and fills in its defaults.
@@ -105,7 +112,58 @@ func New(cfg Config) (*Registrar, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Registrar{cfg: cfg}, nil
+	return &Registrar{cfg: cfg, expiry: map[[2]string]*time.Timer{}}, nil
+}
+
+// Close stops the expiry timers: no OnBindings after it returns, but for
+// one already running.
+func (r *Registrar) Close() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed = true
+	for k, t := range r.expiry {
+		t.Stop()
+		delete(r.expiry, k)
+	}
+}
+
+// watchExpiry sets the user's timer at the earliest expiry of current.
+func (r *Registrar) watchExpiry(account, user string, current []Contact, now time.Time) {
+	if r.cfg.OnBindings == nil {
+		return
+	}
+	key := [2]string{account, user}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.expiry[key]; ok {
+		t.Stop()
+		delete(r.expiry, key)
+	}
+	if len(current) == 0 || r.closed {
+		return
+	}
+	next := current[0].Expires
+	for _, c := range current[1:] {
+		if c.Expires.Before(next) {
+			next = c.Expires
+		}
+	}
+	// Just past the expiry: Contacts counts a binding until it.
+	r.expiry[key] = time.AfterFunc(next.Sub(now)+10*time.Millisecond, func() { r.expired(account, user) })
+}
+
+// expired reports the user's devices once one of their bindings lapsed.
+func (r *Registrar) expired(account, user string) {
+	ctx, cancel := context.WithTimeout(context.Background(), r.cfg.StoreTimeout)
+	defer cancel()
+	now := r.cfg.Now()
+	current, err := r.cfg.Contacts.Contacts(ctx, account, user, now)
+	if err != nil {
+		r.cfg.Logger.Error("registrar: bindings after an expiry", "account", account, "user", user, "error", err)
+		return
+	}
+	r.watchExpiry(account, user, current, now)
+	r.cfg.OnBindings(account, user, len(current))
 }
 
 // Lookup returns the user's current bindings (the devices to ring).
@@ -209,6 +267,7 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		r.cfg.OnRegister(id.Account, id.User)
 	}
 	if r.cfg.OnBindings != nil {
+		r.watchExpiry(id.Account, id.User, current, now)
 		r.cfg.OnBindings(id.Account, id.User, len(current))
 	}
 }

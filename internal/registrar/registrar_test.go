@@ -357,6 +357,37 @@ func TestExpiresLimits(t *testing.T) {
 	}
 }
 
+// TestBindingExpiryReported: OnBindings reports a binding that lapses
+// without a REGISTER, each time one does; a refresh moves the report, and
+// Close stops them.
+func TestBindingExpiryReported(t *testing.T) {
+	ts := startServer(t, func(c *serverConfig) { c.minExpires = time.Second })
+	p := newPhone(t, ts.UDP, "UDP")
+	p.registerOK(p.register("alice", "Contact: <sip:alice@127.0.0.1:5001>;expires=1, <sip:alice@127.0.0.1:5002>;expires=2"), "alice", "s3cret")
+	p.registerOK(p.register("bob", "Contact: <sip:bob@127.0.0.1:5003>;expires=1"), "bob", "pw2")
+	time.Sleep(600 * time.Millisecond)
+	p.registerOK(p.register("bob", "Contact: <sip:bob@127.0.0.1:5003>;expires=1"), "bob", "pw2") // refreshed
+	wait := func(want ...string) {
+		t.Helper()
+		for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			got := ts.bindingEvents()
+			if slices.Equal(got, want) {
+				return
+			}
+			if time.Now().After(end) {
+				t.Fatalf("bindings reported %v, want %v", got, want)
+			}
+		}
+	}
+	// alice's first binding lapses at 1 s, bob's (refreshed) at 1.6 s,
+	// alice's second at 2 s.
+	wait("alice=2", "bob=1", "bob=1", "alice=1", "bob=0", "alice=0")
+	p.registerOK(p.register("bob", "Contact: <sip:bob@127.0.0.1:5003>;expires=1"), "bob", "pw2")
+	ts.Reg.Close()
+	time.Sleep(1500 * time.Millisecond)
+	wait("alice=2", "bob=1", "bob=1", "alice=1", "bob=0", "alice=0", "bob=1")
+}
+
 func TestRegisterOtherUsersAOR(t *testing.T) {
 	ts := startServer(t)
 	p := newPhone(t, ts.UDP, "UDP")

@@ -147,6 +147,9 @@ func (s *Server) Shutdown(ctx context.Context) {
 		s.log.Info("shutting down: refusing new calls, draining", "active", s.engine.Active())
 		s.engine.Drain(ctx)
 	}
+	if s.reg != nil {
+		s.reg.Close()
+	}
 	s.udp.Close()
 	s.tcp.Close()
 	s.ua.Close()
