@@ -335,18 +335,22 @@ type CallFilter struct {
 // passed as f.Cursor to get the next page; pages are stable while records
 // are being added.
 func (s *Store) ListCalls(ctx context.Context, f CallFilter) (calls []CallRecord, nextCursor string, err error) {
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = DefaultCallLimit
-	case limit > MaxCallLimit:
-		limit = MaxCallLimit
-	}
-	calls, nextCursor, err = s.listCalls(ctx, f, limit)
+	calls, nextCursor, err = s.listCalls(ctx, f, pageSize(f.Limit))
 	if err != nil {
 		return nil, "", fmt.Errorf("list calls: %w", err)
 	}
 	return calls, nextCursor, nil
+}
+
+// pageSize is a requested page size within the limits of ListCalls.
+func pageSize(limit int) int {
+	switch {
+	case limit <= 0:
+		return DefaultCallLimit
+	case limit > MaxCallLimit:
+		return MaxCallLimit
+	}
+	return limit
 }
 
 // eachCallPage is the page size of EachCall.

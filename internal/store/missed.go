@@ -101,13 +101,7 @@ func (s *Store) Missed(ctx context.Context, f MissedFilter) (list []MissedCall, 
 	if f.Account == "" {
 		return nil, "", errors.New("list missed calls: account is required")
 	}
-	limit := f.Limit
-	switch {
-	case limit <= 0:
-		limit = DefaultCallLimit
-	case limit > MaxCallLimit:
-		limit = MaxCallLimit
-	}
+	limit := pageSize(f.Limit)
 	where, args := []string{"account = $1"}, []any{f.Account}
 	add := func(cond string, vals ...any) {
 		for _, v := range vals {
