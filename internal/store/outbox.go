@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 )
 
@@ -127,21 +128,50 @@ func insertEvents(ctx context.Context, x *txStmts, evs []Event) ([]int64, error)
 			return nil, err
 		}
 		for k, i := range idx {
-			e := &evs[i]
 			seqs[i] = last - int64(len(idx)) + 1 + int64(k)
-			queued, next := eventTimes(e)
-			if _, err := x.ExecContext(ctx, `
-				INSERT INTO webhook_events (account, seq, id, type, created_us, body, state, attempts, tries,
-					queued_us, next_attempt_us, done_us, last_error)
-				VALUES ($1, $2, $3, $4, $5, $6, 'queued', 0, 0, $7, $8, NULL, '')`,
-				e.Account, seqs[i], e.ID, e.Type, e.Created.UnixMicro(), string(e.Body),
-				queued.UnixMicro(), next.UnixMicro()); err != nil {
-				return nil, fmt.Errorf("insert event %s: %w", e.ID, err)
+		}
+		// Many rows a statement: at thousands of events a second the cost
+		// of a statement, not of a row, dominates.
+		for rest := idx; len(rest) > 0; {
+			chunk := rest[:min(len(rest), eventsPerInsert)]
+			rest = rest[len(chunk):]
+			args := make([]any, 0, 8*len(chunk))
+			for _, i := range chunk {
+				e := &evs[i]
+				queued, next := eventTimes(e)
+				args = append(args, e.Account, seqs[i], e.ID, e.Type, e.Created.UnixMicro(), string(e.Body),
+					queued.UnixMicro(), next.UnixMicro())
+			}
+			if _, err := x.ExecContext(ctx, insertEventsQueries[len(chunk)], args...); err != nil {
+				return nil, fmt.Errorf("insert events %s…: %w", evs[chunk[0]].ID, err)
 			}
 		}
 	}
 	return seqs, nil
 }
+
+// eventsPerInsert is how many events one INSERT statement writes.
+const eventsPerInsert = 64
+
+// insertEventsQueries[n] is the INSERT of n events (8 parameters each).
+var insertEventsQueries = func() []string {
+	qs := make([]string, eventsPerInsert+1)
+	for n := 1; n <= eventsPerInsert; n++ {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO webhook_events (account, seq, id, type, created_us, body, state, attempts, tries,
+			queued_us, next_attempt_us, done_us, last_error) VALUES `)
+		for r := range n {
+			if r > 0 {
+				b.WriteString(", ")
+			}
+			p := 8 * r
+			fmt.Fprintf(&b, "($%d, $%d, $%d, $%d, $%d, $%d, 'queued', 0, 0, $%d, $%d, NULL, '')",
+				p+1, p+2, p+3, p+4, p+5, p+6, p+7, p+8)
+		}
+		qs[n] = b.String()
+	}
+	return qs
+}()
 
 // queuedEvents fills in what the outbox now says of events inserted with
 // the sequence numbers seqs.
