@@ -40,6 +40,61 @@ func BenchmarkInsertCallsBatch(b *testing.B) {
 	}
 }
 
+// BenchmarkCallJournal is the database's share of a call's webhook events:
+// per op, one finished call through the CallWriter, alone ("record") and
+// with the three events of a short answered call (ringing, answered, and
+// completed in the record's transaction: "record+3events"). The difference
+// is what an account's webhook costs a call, whatever its receiver does.
+//
+//	go test -run '^$' -bench BenchmarkCallJournal -benchtime 20000x ./internal/store
+func BenchmarkCallJournal(b *testing.B) {
+	body := []byte(`{"id":"` + uuid.NewString() + `","type":"call.completed","created":"2026-12-03T10:00:00Z","account":"bench",` +
+		`"data":{"id":"` + uuid.NewString() + `","number":"+34910000000","caller":"+34911111111","caller_name":"","start":"2026-12-03T10:00:00Z",` +
+		`"answer":"2026-12-03T10:00:01Z","end":"2026-12-03T10:00:02Z","duration_seconds":1,"outcome":"routed","answered_by":"+34600000003",` +
+		`"hangup_cause":"caller_bye","tags":[],"direction":"inbound"}}`)
+	event := func(typ string) Event {
+		return Event{ID: uuid.NewString(), Account: "bench", Type: typ, Created: time.Now(), Body: body}
+	}
+	for _, events := range []int{0, 3} {
+		name := "record"
+		if events > 0 {
+			name = "record+3events"
+		}
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			st, err := Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "x.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer st.Close()
+			// Room for everything: the time is the writer's, to the last commit.
+			o := CallWriterOptions{QueueSize: 4*b.N + 1}
+			if events > 0 {
+				o.Events = func(*CallRecord) []Event { return []Event{event("call.completed")} }
+			}
+			w := st.NewCallWriter(o)
+			b.ResetTimer()
+			for n := range b.N {
+				if events > 0 {
+					w.Enqueue(event("call.ringing"))
+					w.Enqueue(event("call.answered"))
+				}
+				rec := &CallRecord{ID: fmt.Sprint("id-", n), Account: "bench", Number: "+34910000000", Caller: "+34911111111",
+					Start: time.Now(), End: time.Now(), Outcome: "routed", AnsweredBy: "+34600000003", Direction: DirectionInbound,
+					Trace: []string{"INVITE from trunk carrier", "number +34910000000", "answered by +34600000003"}}
+				if err := w.InsertCall(ctx, rec); err != nil {
+					b.Fatal(err)
+				}
+			}
+			w.Close() // the writer's work is the cost
+			b.StopTimer()
+			if w.Dropped() != 0 {
+				b.Fatalf("%d events dropped", w.Dropped())
+			}
+		})
+	}
+}
+
 // The activity-log benchmark (issue: "with 1,000,000 call records on SQLite
 // and on PostgreSQL, a filtered first page <= 20 ms p50 and a cursor page
 // deep in the range <= 20 ms p50"):
