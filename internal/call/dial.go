@@ -54,8 +54,9 @@ type result struct {
 type dest struct {
 	member    string // the member as configured ("user:alice", "+34600000003")
 	uri       sip.Uri
-	addr      string // where to send it, when not the URI's host (registered NAT source)
+	addr      string // where to send it, when not the URI's host (a device's Destination)
 	transport string
+	route     []string // Route headers (a device's Path)
 	toUser    bool          // a user's device: gets Alert-Info
 	fax       bool          // a fax endpoint: media passes untouched, T.38 re-INVITEs are relayed
 	trunk     *config.Trunk // credentials when the trunk challenges
@@ -334,7 +335,7 @@ func (c *call) devices(ctx context.Context, member, user string) []dest {
 		if err := sip.ParseUri(d.URI, &u); err != nil {
 			continue
 		}
-		out = append(out, dest{member: member, uri: u, addr: d.Source, transport: d.Transport, toUser: true})
+		out = append(out, dest{member: member, uri: u, addr: d.Addr, transport: d.Transport, route: d.Route, toUser: true})
 	}
 	return out
 }
@@ -547,6 +548,9 @@ func (c *call) newInvite(d dest, mode string, offer []byte) *sip.Request {
 	}
 	if d.transport != "" {
 		req.SetTransport(strings.ToUpper(d.transport))
+	}
+	for _, hop := range d.route {
+		req.AppendHeader(sip.NewHeader("Route", hop))
 	}
 	user, hidden := c.presentedCaller(mode, d.trunk != nil)
 	from := &sip.FromHeader{DisplayName: c.name, Address: sip.Uri{Scheme: "sip", User: user, Host: c.domain()}}

@@ -22,9 +22,10 @@ import (
 
 // Device is one registered contact of a user.
 type Device struct {
-	URI       string // the registered Contact URI (the Request-URI of calls to it)
-	Source    string // host:port the registration came from; calls are sent there (NAT)
-	Transport string // UDP, TCP, ...
+	URI       string   // the registered Contact URI (the Request-URI of calls to it)
+	Addr      string   // host:port calls are sent to (registrar.Contact.Destination)
+	Transport string   // UDP, TCP, ...
+	Route     []string // Route headers: the registration's Path (RFC 3327)
 }
 
 // Locator finds the registered devices of a user.

@@ -315,7 +315,7 @@ func (f fakeDevices) Devices(_ context.Context, account, user string) ([]Device,
 	if account != "acme" || slices.Contains(f.none, user) {
 		return nil, nil
 	}
-	return []Device{{URI: "sip:" + user + "@127.0.0.1:5099", Source: "127.0.0.1:5099", Transport: "UDP"}}, nil
+	return []Device{{URI: "sip:" + user + "@127.0.0.1:5099", Addr: "127.0.0.1:5099", Transport: "UDP"}}, nil
 }
 
 var (

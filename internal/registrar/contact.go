@@ -26,9 +26,9 @@ type Contact struct {
 	// URI is the Contact URI as the device sent it; it is the Request-URI of
 	// requests sent to the device.
 	URI string
-	// Source is the host:port the REGISTER came from. Requests to the device
-	// are sent there, not to the URI's host, so that devices behind NAT are
-	// reachable (like Kamailio's fix_nated_register/received).
+	// Source is the host:port the REGISTER came from. Requests to a
+	// device behind NAT or on a connection are sent there (like Kamailio's
+	// fix_nated_register/received); see Destination.
 	Source string
 	// Transport is the transport the REGISTER arrived on: UDP, TCP, TLS, WS, WSS.
 	Transport string
@@ -40,20 +40,30 @@ type Contact struct {
 	InstanceID string
 	// Expires is when the binding lapses.
 	Expires time.Time
+	// Path is the REGISTER's Path (RFC 3327), in order: a proxy (Kamailio)
+	// that relayed it and wants the requests to the device back.
+	Path []string
+	// NAT is set when the REGISTER showed the device behind NAT
+	// (detectNAT): requests go to Source.
+	NAT bool
 }
 
 // NewRequest builds a request of the given method to the device: the
-// Request-URI is the registered Contact URI, and the destination and
-// transport are those the device registered from. The caller adds the other
-// headers (sipgo's client fills in To, From, Call-ID, CSeq, Via).
+// Request-URI is the registered Contact URI, the destination is
+// Destination, the route its Path and the transport the one it registered
+// over. The caller adds the other headers (sipgo's client fills in To,
+// From, Call-ID, CSeq, Via).
 func (c Contact) NewRequest(method sip.RequestMethod) (*sip.Request, error) {
 	var uri sip.Uri
 	if err := sip.ParseUri(c.URI, &uri); err != nil {
 		return nil, fmt.Errorf("registrar: contact uri %q: %w", c.URI, err)
 	}
 	req := sip.NewRequest(method, uri)
-	if c.Source != "" {
-		req.SetDestination(c.Source)
+	if d := c.Destination(); d != "" {
+		req.SetDestination(d)
+	}
+	for _, hop := range c.Path {
+		req.AppendHeader(sip.NewHeader("Route", hop))
 	}
 	if c.Transport != "" {
 		req.SetTransport(strings.ToUpper(c.Transport))

@@ -377,6 +377,7 @@ func (r *Registrar) apply(ctx context.Context, req *sip.Request, id Identity, bi
 	if err != nil {
 		return false, err
 	}
+	path := pathOf(req)
 	if wildcard {
 		for _, c := range existing {
 			if err := st.DeleteContact(ctx, id.Account, id.User, c.URI); err != nil {
@@ -423,6 +424,8 @@ func (r *Registrar) apply(ctx context.Context, req *sip.Request, id Identity, bi
 			UserAgent:  ua,
 			InstanceID: b.instanceID,
 			Expires:    now.Add(b.expires),
+			Path:       path,
+			NAT:        detectNAT(b.uri, req.Source(), req.Via()),
 		}
 		keep[c.URI] = c
 		puts = slices.DeleteFunc(puts, func(p Contact) bool { return p.URI == c.URI })

@@ -415,7 +415,7 @@ func (d devices) Devices(ctx context.Context, account, user string) ([]call.Devi
 	cs, err := d.reg.Lookup(ctx, account, user)
 	out := make([]call.Device, len(cs))
 	for i, c := range cs {
-		out[i] = call.Device{URI: c.URI, Source: c.Source, Transport: c.Transport}
+		out[i] = call.Device{URI: c.URI, Addr: c.Destination(), Transport: c.Transport, Route: c.Path}
 	}
 	return out, err
 }

@@ -963,3 +963,53 @@ func TestSippMediaBeforeACK(t *testing.T) {
 		t.Errorf("record answered_by=%q cause=%q, want +34600000003, caller_bye", rec.AnsweredBy, rec.HangupCause)
 	}
 }
+
+// TestSippTwoSocketDevice: a device that sends REGISTER from one socket and
+// listens on another (its Contact names the second) gets its calls at the
+// Contact, not at the REGISTER's source (docs/decisions.md, "Where a
+// registered device is reached").
+func TestSippTwoSocketDevice(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	phone := startSipp(ctx, t, "phone", sippOptions{scenario: "uas_answer.xml", rtpEcho: true})
+	h := startServer(t, `account: acme
+domain: acme.test
+trunks:
+  carrier: { address: "sip:127.0.0.1:9", inbound_from: ["127.0.0.1/32"] }
+users:
+  alice: { extension: "101", password: s3cret }
+numbers:
+  "+34910000000": { extension: "user:alice" }
+`)
+	reg := startSipp(ctx, t, "register", sippOptions{
+		scenario: "register_contact.xml", remote: h.addr, service: "alice",
+		keys: map[string]string{"domain": "acme.test", "contact_port": strconv.Itoa(phone.port)},
+		args: []string{"-au", "alice", "-ap", "s3cret"},
+	})
+	reg.expectSuccess()
+	cs, err := h.st.Contacts(context.Background(), "acme", "alice", time.Now())
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("contacts: %+v, %v", cs, err)
+	}
+	if want := fmt.Sprintf("127.0.0.1:%d", reg.port); cs[0].Source != want || cs[0].NAT {
+		t.Errorf("binding source %q (NAT %v), want %s and no NAT", cs[0].Source, cs[0].NAT, want)
+	}
+
+	uac := startSipp(ctx, t, "caller", sippOptions{
+		scenario: "uac_call.xml", remote: h.addr, service: "+34910000000",
+		keys: sippCaller("+34911111111", "Sipp Caller"),
+	})
+	uac.expectSuccess()
+	phone.expectSuccess()
+	inv := phone.mustReceive("INVITE ")
+	if want := fmt.Sprintf("INVITE sip:alice@127.0.0.1:%d", phone.port); !strings.HasPrefix(inv.line(), want) {
+		t.Errorf("the phone's listening socket got %q, want %s", inv.line(), want)
+	}
+	if got := reg.received("INVITE "); len(got) != 0 {
+		t.Errorf("the REGISTER's socket got an INVITE: %s", got[0].line())
+	}
+	rec := sippOneCall(h)
+	if rec.AnsweredBy != "user:alice" || rec.HangupCause != "caller_bye" {
+		t.Errorf("record answered_by=%q cause=%q, want user:alice, caller_bye", rec.AnsweredBy, rec.HangupCause)
+	}
+}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -17,6 +18,8 @@ type Contact struct {
 	UserAgent  string
 	InstanceID string // +sip.instance, if the device sent one
 	Expires    time.Time
+	Path       []string // the REGISTER's Path (RFC 3327)
+	NAT        bool     // the REGISTER showed the device behind NAT
 }
 
 // PutContact adds or refreshes a binding, keyed by account, user and URI.
@@ -24,14 +27,19 @@ func (s *Store) PutContact(ctx context.Context, c Contact) error {
 	if c.Account == "" || c.User == "" || c.URI == "" || c.Expires.IsZero() {
 		return errors.New("put contact: account, user, uri and expires are required")
 	}
-	_, err := s.db.ExecContext(ctx, `
-		INSERT INTO contacts (account, username, uri, source, transport, user_agent, instance_id, expires_us)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+	path, err := json.Marshal(nonNil(c.Path))
+	if err != nil {
+		return err
+	}
+	_, err = s.db.ExecContext(ctx, `
+		INSERT INTO contacts (account, username, uri, source, transport, user_agent, instance_id, expires_us, path, nat)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 		ON CONFLICT (account, username, uri) DO UPDATE SET
 			source = excluded.source, transport = excluded.transport,
 			user_agent = excluded.user_agent, instance_id = excluded.instance_id,
-			expires_us = excluded.expires_us`,
-		c.Account, c.User, c.URI, c.Source, c.Transport, c.UserAgent, c.InstanceID, c.Expires.UnixMicro())
+			expires_us = excluded.expires_us, path = excluded.path, nat = excluded.nat`,
+		c.Account, c.User, c.URI, c.Source, c.Transport, c.UserAgent, c.InstanceID, c.Expires.UnixMicro(),
+		string(path), boolInt(c.NAT))
 	if err != nil {
 		return fmt.Errorf("put contact %s of %s/%s: %w", c.URI, c.Account, c.User, err)
 	}
@@ -53,7 +61,7 @@ func (s *Store) DeleteContact(ctx context.Context, account, user, uri string) er
 // longest-lived first.
 func (s *Store) Contacts(ctx context.Context, account, user string, now time.Time) ([]Contact, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT account, username, uri, source, transport, user_agent, instance_id, expires_us
+		SELECT account, username, uri, source, transport, user_agent, instance_id, expires_us, path, nat
 		FROM contacts WHERE account = $1 AND username = $2 AND expires_us > $3
 		ORDER BY expires_us DESC, uri`,
 		account, user, now.UnixMicro())
@@ -66,10 +74,16 @@ func (s *Store) Contacts(ctx context.Context, account, user string, now time.Tim
 		var (
 			c       Contact
 			expires int64
+			path    string
+			nat     int64
 		)
-		if err := rows.Scan(&c.Account, &c.User, &c.URI, &c.Source, &c.Transport, &c.UserAgent, &c.InstanceID, &expires); err != nil {
+		if err := rows.Scan(&c.Account, &c.User, &c.URI, &c.Source, &c.Transport, &c.UserAgent, &c.InstanceID, &expires, &path, &nat); err != nil {
 			return nil, fmt.Errorf("contacts of %s/%s: %w", account, user, err)
 		}
+		if c.Path, err = decodeList(path); err != nil {
+			return nil, fmt.Errorf("contacts of %s/%s: path: %w", account, user, err)
+		}
+		c.NAT = nat != 0
 		c.Expires = time.UnixMicro(expires).UTC()
 		cs = append(cs, c)
 	}

@@ -698,7 +698,8 @@ func TestContacts(t *testing.T) {
 		ctx := testContext(t)
 		now := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
 		desk := Contact{Account: "acme", User: "alice", URI: "sip:alice@10.0.0.5:5060", Source: "10.0.0.5:5060",
-			Transport: "udp", UserAgent: "Desk/1.0", InstanceID: "<urn:uuid:1>", Expires: now.Add(time.Hour)}
+			Transport: "udp", UserAgent: "Desk/1.0", InstanceID: "<urn:uuid:1>", Expires: now.Add(time.Hour),
+			Path: []string{"<sip:127.0.0.9;lr>", "<sip:10.1.1.1:5070;lr>"}, NAT: true}
 		mobile := Contact{Account: "acme", User: "alice", URI: "sip:alice@10.0.0.6:5062;transport=tcp", Source: "10.0.0.6:5062",
 			Transport: "tcp", Expires: now.Add(time.Minute)}
 		old := Contact{Account: "acme", User: "alice", URI: "sip:alice@10.0.0.7", Expires: now.Add(-time.Second)}
