@@ -82,3 +82,23 @@ func TestDestination(t *testing.T) {
 		t.Errorf("Route = %v", route)
 	}
 }
+
+// TestRegisterPath: a REGISTER relayed with a Path (RFC 3327) stores it,
+// echoes it in the 200 OK, and requests to the device go through it.
+func TestRegisterPath(t *testing.T) {
+	ts := startServer(t)
+	p := newPhone(t, ts.UDP, "UDP")
+	res := p.registerOK(p.register("alice", "Contact: <sip:alice@192.168.1.20:5060>",
+		"Path: <sip:127.0.0.5:5070;lr>", "Path: <sip:10.9.9.9;lr>"), "alice", "s3cret")
+	var echoed []string
+	for _, h := range res.GetHeaders("Path") {
+		echoed = append(echoed, h.Value())
+	}
+	if len(echoed) != 2 || echoed[0] != "<sip:127.0.0.5:5070;lr>" || echoed[1] != "<sip:10.9.9.9;lr>" {
+		t.Errorf("200 OK Path = %v", echoed)
+	}
+	cs := lookup(t, ts)
+	if len(cs) != 1 || len(cs[0].Path) != 2 || cs[0].Destination() != "127.0.0.5:5070" {
+		t.Fatalf("binding %+v", cs)
+	}
+}

@@ -256,6 +256,10 @@ func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
 		secs := int64((c.Expires.Sub(now) + time.Second - 1) / time.Second)
 		res.AppendHeader(sip.NewHeader("Contact", "<"+c.URI+">;expires="+strconv.FormatInt(secs, 10)))
 	}
+	// The Path is echoed for the proxy that added it (RFC 3327 §5.3).
+	for _, hop := range pathOf(req) {
+		res.AppendHeader(sip.NewHeader("Path", hop))
+	}
 	// Many phones set their clock from the registrar's Date (RFC 3261 §10.3).
 	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(http.TimeFormat)))
 	if err := tx.Respond(res); err != nil {
