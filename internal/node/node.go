@@ -28,6 +28,7 @@ import (
 	"github.com/switchboard/switchboard/internal/registrar"
 	"github.com/switchboard/switchboard/internal/sipserver"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/ui"
 )
 
 // Options are the settings of one node.
@@ -206,8 +207,8 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	}
 	n.HTTPAddr = hl.Addr()
 	n.http = &http.Server{
-		Handler: api.NewHandler(api.Options{Ready: n.SIP.Ready, Metrics: reg, Pprof: o.Pprof,
-			Tokens: n.Store, Calls: n.Engine, Store: n.Store, Accounts: n.Accounts, PromptDir: o.PromptDir, TTS: tts, Hub: n.hub, Log: o.Log}),
+		Handler: ui.New(ui.Options{Log: o.Log, API: api.NewHandler(api.Options{Ready: n.SIP.Ready, Metrics: reg, Pprof: o.Pprof,
+			Tokens: n.Store, Calls: n.Engine, Store: n.Store, Accounts: n.Accounts, PromptDir: o.PromptDir, TTS: tts, Hub: n.hub, Log: o.Log})}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
