@@ -1,0 +1,159 @@
+package ui_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/switchboard/switchboard/internal/node/nodetest"
+)
+
+// TestSignIn: a wrong token, a token of another account and an unknown
+// account all get the one message; a good token opens the dashboard;
+// signing out ends the session.
+func TestSignIn(t *testing.T) {
+	nodetest.EachDB(t, func(t *testing.T, db string) {
+		srv := start(t, db)
+		tok := token(t, srv, false)
+		b := newBrowser(t, srv)
+		if code, body := b.get("/"); code != 200 || !strings.Contains(body, `id="token"`) {
+			t.Fatalf("/ without a session: %d, not the sign-in page", code)
+		}
+		var msgs []string
+		for _, c := range [][2]string{{"acme", "not-a-token"}, {"nosuch", tok}, {"nosuch", "not-a-token"}} {
+			code, body := b.signIn(c[0], c[1])
+			if code != http.StatusUnauthorized {
+				t.Errorf("sign in %s: %d", c[0], code)
+			}
+			i := strings.Index(body, `class="errors"`)
+			if i < 0 {
+				t.Fatalf("sign in %s: no error shown", c[0])
+			}
+			msgs = append(msgs, body[i:i+120])
+		}
+		if msgs[0] != msgs[1] || msgs[1] != msgs[2] {
+			t.Errorf("the messages differ: %q", msgs)
+		}
+		code, body := b.signIn("acme", tok)
+		if code != 200 || !strings.Contains(body, "<h1>Dashboard</h1>") {
+			t.Fatalf("sign in: %d", code)
+		}
+		for _, p := range []string{"/numbers", "/numbers/+34910000002", "/extensions", "/users", "/locations", "/calls", "/missed", "/voicemail", "/try?number=%2B34910000002&from=%2B34666000000", "/history", "/history/1"} {
+			if code, _ := b.get(p); code != 200 {
+				t.Errorf("%s: %d", p, code)
+			}
+		}
+		// The API is still served behind the console.
+		if code, _ := b.get("/healthz"); code != 200 {
+			t.Errorf("/healthz: %d", code)
+		}
+		b.post("/signout", url.Values{"csrf": {b.csrf("/")}})
+		if _, body := b.get("/numbers"); !strings.Contains(body, `id="token"`) {
+			t.Error("still signed in after signing out")
+		}
+	})
+}
+
+// TestCSRF: a POST without the session's CSRF token, or with another's,
+// changes nothing.
+func TestCSRF(t *testing.T) {
+	srv := start(t, "")
+	b := newBrowser(t, srv)
+	b.signIn("acme", token(t, srv, false))
+	for _, v := range []url.Values{{"enabled": {"true"}}, {"enabled": {"true"}, "csrf": {"forged"}}} {
+		if code, _ := b.post("/locations/madrid/forward", v); code != http.StatusForbidden {
+			t.Errorf("forged POST: %d, want 403", code)
+		}
+	}
+	// Nor may a sign-in form be posted from elsewhere.
+	other := newBrowser(t, srv)
+	if code, _ := other.post("/signin", url.Values{"account": {"acme"}, "token": {"x"}, "csrf": {"forged"}}); code != http.StatusForbidden {
+		t.Errorf("forged sign-in: %d", code)
+	}
+	doc, _, err := srv.Store.LoadConfig(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Locations["madrid"].Forward {
+		t.Error("a forged POST turned forwarding on")
+	}
+	// With the token it works.
+	if code, body := b.post("/locations/madrid/forward", url.Values{"enabled": {"true"}, "csrf": {b.csrf("/locations")}}); code != 200 || !strings.Contains(body, "Forwarding of madrid is on") {
+		t.Errorf("POST with the CSRF token: %d", code)
+	}
+}
+
+// TestReadOnly: a read-only token sees the pages and cannot save.
+func TestReadOnly(t *testing.T) {
+	srv := start(t, "")
+	b := newBrowser(t, srv)
+	_, body := b.signIn("acme", token(t, srv, true))
+	contains(t, body, "read-only")
+	csrf := b.csrf("/numbers/+34910000002")
+	code, body := b.post("/numbers/+34910000002/rules", url.Values{"csrf": {csrf}, "prefix": {"+4420*"}, "weight": {"40"}, "action": {"route"}, "extension": {"support"}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "This token is read-only") {
+		t.Errorf("read-only save: %d", code)
+	}
+	contains(t, body, `value="&#43;4420*"`) // what was typed is kept
+	doc, _, _ := srv.Store.LoadConfig(context.Background(), "acme")
+	if n := len(doc.Numbers["+34910000002"].Rules); n != 1 {
+		t.Errorf("read-only token saved a rule: %d rules", n)
+	}
+}
+
+// TestStaleEdit: saving a form loaded before someone else's change says
+// so, keeps what was typed and saves nothing.
+func TestStaleEdit(t *testing.T) {
+	srv := start(t, "")
+	b := newBrowser(t, srv)
+	b.signIn("acme", token(t, srv, false))
+	_, page := b.get("/numbers/+34910000002")
+	csrf := csrfRE.FindStringSubmatch(page)[1]
+	version := strings.Split(strings.SplitN(page, `name="version" value="`, 2)[1], `"`)[0]
+	// Someone else changes the configuration.
+	if code, _ := b.post("/locations/madrid/forward", url.Values{"csrf": {csrf}, "enabled": {"true"}}); code != 200 {
+		t.Fatal(code)
+	}
+	code, body := b.post("/numbers/+34910000002", url.Values{"csrf": {csrf}, "version": {version}, "extension": {"rec"}, "cnam_prefix": {"TYPED "}})
+	if code != http.StatusUnprocessableEntity || !strings.Contains(body, "Someone else changed the configuration") {
+		t.Errorf("stale save: %d", code)
+	}
+	contains(t, body, `value="TYPED "`)
+}
+
+// TestManyNumbers: 10,000 numbers are listed a page at a time.
+func TestManyNumbers(t *testing.T) {
+	var sb strings.Builder
+	sb.WriteString(doc)
+	for i := range 10000 {
+		sb.WriteString("  \"+3492" + pad(i) + "\": { extension: support }\n")
+	}
+	srv := nodetest.Run(t, sb.String())
+	b := newBrowser(t, srv)
+	b.signIn("acme", token(t, srv, false))
+	_, body := b.get("/numbers")
+	contains(t, body, "1–50 of 10003")
+	if n := strings.Count(body, `<a href="/numbers/`); n != 50 {
+		t.Errorf("%d numbers on the first page", n)
+	}
+	_, body = b.get("/numbers?q=%2B34920000123")
+	contains(t, body, "1–1 of 1")
+}
+
+func pad(i int) string {
+	s := "0000000" + itoa(i)
+	return s[len(s)-7:]
+}
+
+func itoa(i int) string {
+	if i == 0 {
+		return "0"
+	}
+	var b []byte
+	for ; i > 0; i /= 10 {
+		b = append([]byte{byte('0' + i%10)}, b...)
+	}
+	return string(b)
+}
