@@ -110,7 +110,7 @@ func (b *tab) shot(name string) {
 	if dir == "" {
 		return
 	}
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
 	if err == nil {
 		err = os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644)
 	}
@@ -158,7 +158,8 @@ func TestBrowser(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.wait(`document.querySelector("tr.live-call")`)
+		// The row comes with call.started; the answered leg with call.answered.
+		b.wait(`document.querySelector("tr.live-call") && document.getElementById("live-calls").textContent.includes("user:alice: talking")`)
 		if text := b.text("#live-calls"); !strings.Contains(text, "+34911222333") || !strings.Contains(text, "user:alice") {
 			t.Errorf("live call row: %q", text)
 		}

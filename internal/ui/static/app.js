@@ -13,16 +13,21 @@
   var live = document.getElementById("live-calls");
   if (live && window.EventSource) {
     var status = document.getElementById("live-status");
-    var pending = false;
+    // One fetch at a time; an event during it asks for one more after it,
+    // so the last event's state is always shown.
+    var pending = false, again = false;
     var refresh = function () {
-      if (pending) return;
+      if (pending) { again = true; return; }
       pending = true;
       fetch("/live/calls", { credentials: "same-origin" }).then(function (r) {
         return r.ok ? r.text() : Promise.reject(r.status);
       }).then(function (html) {
         live.innerHTML = html;
         live.setAttribute("data-updated", String(Date.now()));
-      }).catch(function () {}).finally(function () { pending = false; });
+      }).catch(function () {}).finally(function () {
+        pending = false;
+        if (again) { again = false; refresh(); }
+      });
     };
     var es = new EventSource("/live");
     es.onopen = function () { if (status) status.textContent = "live"; document.body.setAttribute("data-live", "open"); refresh(); };
