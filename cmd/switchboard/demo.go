@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 
 	"github.com/switchboard/switchboard/examples"
@@ -39,6 +40,15 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	doc, err := accounts.ValidateFile(filepath.Join(dir, "acme.yaml"))
 	if err != nil {
 		return err
+	}
+	if _, err := exec.LookPath("espeak-ng"); err != nil {
+		n, err := demo.ToneForSpeech(doc, dir)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			fmt.Fprintf(out, "espeak-ng is not installed: the sample's %d spoken prompt(s) play a short tone instead\n", n)
+		}
 	}
 	world, err := demo.NewWorld(ctx, doc)
 	if err != nil {
@@ -97,6 +107,11 @@ func cmdDemo(ctx context.Context, args []string, out io.Writer) error {
 	if err := world.Run(ctx, out, sipAddr, st, demo.Calls); err != nil {
 		return err
 	}
+	secret, _, err := st.NewToken(ctx, doc.Account, "demo", false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nWeb console: http://%s/ — sign in with account %q and token %s\n", n.HTTPAddr, doc.Account, secret)
 	if !*once {
 		fmt.Fprintf(out, "\nThe server keeps running: metrics at http://%s/metrics. Ctrl-C to stop.\n", n.HTTPAddr)
 		<-ctx.Done()
