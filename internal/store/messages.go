@@ -467,11 +467,14 @@ func (s *Store) AssignMessageDevices(ctx context.Context, account, user string, 
 					continue
 				}
 				if len(waiting) > 0 {
-					if _, err := tx.ExecContext(ctx, `UPDATE message_deliveries SET device = $1, updated_us = $2 WHERE id = $3`,
-						dev, now.UnixMicro(), waiting[0]); err != nil {
+					// Taken over even while claimed: the node that holds it
+					// is the one asking, in its attempt.
+					if _, err := tx.ExecContext(ctx, `UPDATE message_deliveries SET device = $1, next_us = $2, claimed_us = 0,
+						updated_us = $2 WHERE id = $3`, dev, now.UnixMicro(), waiting[0]); err != nil {
 						return err
 					}
 					waiting = waiting[1:]
+					due++
 					continue
 				}
 				if _, err := tx.ExecContext(ctx, `INSERT INTO message_deliveries (`+deliveryColumns+`)
