@@ -73,6 +73,7 @@ type Server struct {
 	guard  *registrar.Guard
 	errc   chan error
 	ready  atomic.Bool
+	msgs   atomic.Value // the Messages of SetMessages (message.go)
 }
 
 // Listen binds the SIP listeners (UDP and TCP on one port) and builds the
@@ -191,7 +192,7 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 	if err != nil {
 		return err
 	}
-	s.reg, err = registrar.New(registrar.Config{Users: users, Contacts: contactStore{s.cfg.Contacts}, Auth: s.auth, Logger: s.log, OnRegister: s.cfg.OnRegister, OnBindings: s.cfg.OnBindings})
+	s.reg, err = registrar.New(registrar.Config{Users: users, Contacts: contactStore{s.cfg.Contacts}, Auth: s.auth, Logger: s.log, OnRegister: s.cfg.OnRegister, OnBindings: s.onBindings})
 	return err
 }
 
@@ -217,12 +218,13 @@ func (s *Server) handle() {
 		_ = call.Respond(tx, req, call.ErrNoDialog)
 	})
 	srv.OnRegister(guard(recovered(s.log, s.reg.HandleRegister)))
+	srv.OnMessage(guard(recovered(s.log, s.onMessage)))
 	srv.OnOptions(guard(func(req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 		if !s.Ready() {
 			res = call.Response(req, call.ErrUnavailable)
 		}
-		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, INFO"))
+		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, REFER, INFO, MESSAGE"))
 		_ = tx.Respond(res)
 	}))
 	srv.OnNoRoute(guard(func(req *sip.Request, tx sip.ServerTransaction) {

@@ -1,0 +1,383 @@
+package sipserver
+
+// SMS on the wire: sipp plays the carrier sending MESSAGEs, the phones
+// that register and receive them, a user sending one and the carrier
+// taking it. The server is the harness's with the internal/sms service
+// attached, as internal/node attaches it.
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/switchboard/switchboard/internal/sms"
+	"github.com/switchboard/switchboard/internal/store"
+)
+
+// smsScenarios is where the MESSAGE scenarios are, relative to the
+// top-level testdata/sipp that sippScenario reads.
+const smsScenarios = "../../internal/sipserver/testdata/sipp/"
+
+// startSMS starts a harness server with an SMS service that retries on
+// schedule (and polls every 20 ms).
+func startSMS(t *testing.T, doc string, schedule sms.Schedule) *harness {
+	t.Helper()
+	h := startServer(t, doc)
+	svc := sms.New(sms.Config{Store: h.st, Accounts: h.srv.accts, Devices: h.srv.Devices(), Client: h.srv.DialogUA().Client,
+		Log: h.srv.log, Schedule: schedule, Poll: 20 * time.Millisecond, Lease: 3 * time.Second, Timeout: 3 * time.Second})
+	h.srv.SetMessages(svc)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); svc.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return h
+}
+
+var (
+	fastRetry = sms.Schedule{Steps: []time.Duration{50 * time.Millisecond}, Every: 100 * time.Millisecond, For: time.Minute}
+	slowRetry = sms.Schedule{Steps: []time.Duration{time.Hour}, Every: time.Hour, For: 72 * time.Hour}
+)
+
+// smsDoc: the carrier sends from loopback; +34910000000 takes SMS for
+// alice, +34910000001 for the group team (alice, bob), +34910000002 takes
+// calls only.
+const smsDoc = `account: acme
+domain: acme.test
+trunks:
+  carrier: { address: "sip:127.0.0.1:9", inbound_from: ["127.0.0.1/32"] }
+users:
+  alice: { extension: "101", password: s3cret, sms: true }
+  bob: { extension: "102", password: b0bpass, sms: true }
+extensions:
+  team: { code: "20", members: [user:alice, user:bob] }
+numbers:
+  "+34910000000": { extension: "user:alice", sms_extension: "user:alice" }
+  "+34910000001": { extension: team, sms_extension: team }
+  "+34910000002": { extension: "user:bob" }
+`
+
+// smsDevice starts a phone for user: a sipp UAS that takes MESSAGEs
+// (scenario), registered on its port by a second sipp.
+func smsDevice(ctx context.Context, t *testing.T, h *harness, name, user, password, scenario string) *sipp {
+	t.Helper()
+	phone := startSipp(ctx, t, name, sippOptions{scenario: smsScenarios + scenario})
+	reg := startSipp(ctx, t, name+"-register", sippOptions{
+		scenario: "register_contact.xml", remote: h.addr, service: user,
+		keys: map[string]string{"domain": "acme.test", "contact_port": strconv.Itoa(phone.port)},
+		args: []string{"-au", user, "-ap", password},
+	})
+	reg.expectSuccess()
+	return phone
+}
+
+// carrierSMS sends a MESSAGE from the carrier (times 1, or 2: the same
+// one again on a new transaction) and returns the status it was answered
+// with.
+func carrierSMS(ctx context.Context, t *testing.T, h *harness, to, ctype, body string, times int) int {
+	t.Helper()
+	scenario := "message_trunk.xml"
+	if times == 2 {
+		scenario = "message_trunk_twice.xml"
+	}
+	uac := startSipp(ctx, t, "carrier", sippOptions{
+		scenario: smsScenarios + scenario, remote: h.addr, service: to,
+		keys: map[string]string{"from": "+34911111111", "ctype": ctype, "body": body},
+	})
+	uac.expectSuccess()
+	if sent := uac.sent("MESSAGE "); len(sent) != times ||
+		(times == 2 && sent[0].header("Via") == sent[1].header("Via")) {
+		t.Fatalf("carrier sent %d MESSAGEs (want %d, each on its own branch)", len(sent), times)
+	}
+	var code int
+	answers := uac.received("SIP/2.0 ")
+	if len(answers) != times {
+		t.Errorf("carrier got %d answers, want %d", len(answers), times)
+	}
+	for _, m := range answers {
+		c, _ := strconv.Atoi(strings.Fields(m.line())[1])
+		if code != 0 && c != code {
+			t.Errorf("answered %d, then %d", code, c)
+		}
+		code = c
+	}
+	return code
+}
+
+// smsMessages lists acme's messages, newest first.
+func smsMessages(t *testing.T, h *harness) []store.Message {
+	t.Helper()
+	ms, _, err := h.st.Messages(context.Background(), store.MessageFilter{Account: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ms
+}
+
+// waitMessage waits until acme's newest message is in state, and returns
+// it with its deliveries.
+func waitMessage(t *testing.T, h *harness, state string, delivered int) *store.Message {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var m *store.Message
+		if ms := smsMessages(t, h); len(ms) > 0 {
+			var err error
+			if m, err = h.st.Message(context.Background(), "acme", ms[0].ID); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, d := range m.Deliveries {
+				if d.State == store.MessageDelivered {
+					n++
+				}
+			}
+			if m.State == state && n >= delivered {
+				return m
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no message in state %s with %d deliveries delivered within 10s: %+v", state, delivered, m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkDeviceGot checks the MESSAGE a phone received.
+func checkDeviceGot(t *testing.T, phone *sipp, user, from, body string) {
+	t.Helper()
+	m := phone.mustReceive("MESSAGE ")
+	if !strings.Contains(m.header("From"), "sip:"+from+"@acme.test") || !strings.Contains(m.header("To"), "sip:"+user+"@acme.test") {
+		t.Errorf("%s got From %q To %q; want %s to %s", phone.name, m.header("From"), m.header("To"), from, user)
+	}
+	if !strings.HasPrefix(m.header("Content-Type"), "text/plain") || !strings.Contains(m.text, body) {
+		t.Errorf("%s got %q", phone.name, m.text)
+	}
+}
+
+func TestSMSFromTrunkToUserWithTwoDevices(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	h := startSMS(t, smsDoc, fastRetry)
+	desk := smsDevice(ctx, t, h, "desk", "alice", "s3cret", "message_device.xml")
+	mobile := smsDevice(ctx, t, h, "mobile", "alice", "s3cret", "message_device.xml")
+	if code := carrierSMS(ctx, t, h, "+34910000000", "text/plain;charset=UTF-8", "hello from the carrier ✓", 1); code != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", code)
+	}
+	desk.expectSuccess()
+	mobile.expectSuccess()
+	checkDeviceGot(t, desk, "alice", "+34911111111", "hello from the carrier ✓")
+	checkDeviceGot(t, mobile, "alice", "+34911111111", "hello from the carrier ✓")
+	m := waitMessage(t, h, store.MessageDelivered, 2)
+	if m.Direction != store.DirectionInbound || m.Number != "+34910000000" || m.From != "+34911111111" ||
+		strings.TrimSpace(m.Body) != "hello from the carrier ✓" || len(m.Deliveries) != 2 {
+		t.Errorf("message = %+v", m)
+	}
+	for _, d := range m.Deliveries {
+		if d.User != "alice" || d.Attempts != 1 || d.Log[0].Status != 200 {
+			t.Errorf("delivery = %+v", d)
+		}
+	}
+}
+
+func TestSMSFromTrunkToGroup(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	h := startSMS(t, smsDoc, fastRetry)
+	alice := smsDevice(ctx, t, h, "alice", "alice", "s3cret", "message_device.xml")
+	bob := smsDevice(ctx, t, h, "bob", "bob", "b0bpass", "message_device.xml")
+	if code := carrierSMS(ctx, t, h, "34910000001", "text/plain", "to the team", 1); code != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", code)
+	}
+	alice.expectSuccess()
+	bob.expectSuccess()
+	checkDeviceGot(t, alice, "alice", "+34911111111", "to the team")
+	checkDeviceGot(t, bob, "bob", "+34911111111", "to the team")
+	m := waitMessage(t, h, store.MessageDelivered, 2)
+	if m.Number != "+34910000001" {
+		t.Errorf("number %q: the Request-URI is normalised as for calls", m.Number)
+	}
+}
+
+func TestSMSOfflineUserGetsItOnRegistering(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	// Retries an hour apart: only the registration can deliver it in time.
+	h := startSMS(t, smsDoc, slowRetry)
+	if code := carrierSMS(ctx, t, h, "+34910000000", "text/plain", "while you were out", 1); code != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", code)
+	}
+	// The worker looks for a device, finds none and waits.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m, err := h.st.Message(context.Background(), "acme", smsMessages(t, h)[0].ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Deliveries) == 1 && m.Deliveries[0].Attempts == 1 {
+			if d := m.Deliveries[0]; m.State != store.MessageQueued || d.Device != "" || d.Log[0].Error != "no registered device" {
+				t.Fatalf("offline: message %s, delivery %+v", m.State, d)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no attempt recorded: %+v", m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	phone := smsDevice(ctx, t, h, "phone", "alice", "s3cret", "message_device.xml")
+	phone.expectSuccess()
+	checkDeviceGot(t, phone, "alice", "+34911111111", "while you were out")
+	m := waitMessage(t, h, store.MessageDelivered, 1)
+	if d := m.Deliveries[0]; !strings.Contains(d.Device, strconv.Itoa(phone.port)) || d.Attempts != 2 {
+		t.Errorf("delivery = %+v; want it to the phone's Contact, on the second attempt", d)
+	}
+}
+
+func TestSMSDeviceAnswers480Then200(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	h := startSMS(t, smsDoc, fastRetry)
+	phone := smsDevice(ctx, t, h, "phone", "alice", "s3cret", "message_device_480.xml")
+	if code := carrierSMS(ctx, t, h, "+34910000000", "text/plain", "try again", 1); code != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", code)
+	}
+	phone.expectSuccess()
+	m := waitMessage(t, h, store.MessageDelivered, 1)
+	d := m.Deliveries[0]
+	if d.Attempts != 2 || d.Log[0].Status != 480 || d.Log[0].Error != "480 Temporarily Unavailable" || d.Log[1].Status != 200 {
+		t.Errorf("delivery = %+v; want 480 then 200", d)
+	}
+	got := phone.received("MESSAGE ")
+	if len(got) != 2 || got[0].header("Call-ID") != got[1].header("Call-ID") || got[0].header("CSeq") == got[1].header("CSeq") {
+		t.Errorf("the retry is not the same Call-ID with the next CSeq: %d MESSAGEs", len(got))
+	}
+}
+
+func TestSMSRefused(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	h := startSMS(t, smsDoc, fastRetry)
+	for _, c := range []struct {
+		name, to, ctype, body string
+		want                  int
+	}{
+		{"oversized", "+34910000000", "text/plain", strings.Repeat("x", sms.MaxBody+1), 413},
+		{"content type", "+34910000000", "application/vnd.3gpp.sms", "binary", 415},
+		{"unknown number", "+34919999999", "text/plain", "hi", 404},
+		{"number without sms", "+34910000002", "text/plain", "hi", 404},
+	} {
+		if got := carrierSMS(ctx, t, h, c.to, c.ctype, c.body, 1); got != c.want {
+			t.Errorf("%s: answered %d, want %d", c.name, got, c.want)
+		}
+	}
+	if ms := smsMessages(t, h); len(ms) != 0 {
+		t.Errorf("refused messages were stored: %+v", ms)
+	}
+	// From an address that is no trunk's, naming no domain of ours.
+	other := startSMS(t, strings.Replace(smsDoc, "127.0.0.1/32", "192.0.2.1/32", 1), fastRetry)
+	if got := carrierSMS(ctx, t, other, "+34910000000", "text/plain", "hi", 1); got != 403 {
+		t.Errorf("untrusted source: answered %d, want 403", got)
+	}
+}
+
+func TestSMSRetransmissionStoredOnce(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	h := startSMS(t, smsDoc, slowRetry)
+	if code := carrierSMS(ctx, t, h, "+34910000000", "text/plain", "only once", 2); code != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", code)
+	}
+	if ms := smsMessages(t, h); len(ms) != 1 {
+		t.Fatalf("%d messages stored for one MESSAGE sent twice, want 1", len(ms))
+	}
+}
+
+// smsOutboundDoc: alice's number is +34910000000; the carrier takes SMS
+// at carrier with digest auth, and sends from an address that is not
+// loopback (so that the users' MESSAGEs are not taken for the carrier's).
+func smsOutboundDoc(carrier string) string {
+	return fmt.Sprintf(`account: acme
+domain: acme.test
+defaults: { trunk: carrier, service_number: "+34910000009", allowed_destinations: ["+34*"] }
+trunks:
+  carrier: { address: "sip:%s", username: acme, password: secret, inbound_from: ["192.0.2.1/32"] }
+users:
+  alice: { extension: "101", password: s3cret, sms: true }
+  bob: { extension: "102", password: b0bpass, sms: true }
+numbers:
+  "+34910000000": { extension: "user:alice", sms_extension: "user:alice" }
+`, carrier)
+}
+
+func userSMS(ctx context.Context, t *testing.T, h *harness, user, password, to, body string) int {
+	t.Helper()
+	uac := startSipp(ctx, t, user+"-sends", sippOptions{
+		scenario: smsScenarios + "message_user.xml", remote: h.addr, service: to,
+		keys: map[string]string{"user": user, "domain": "acme.test", "body": body},
+		args: []string{"-au", user, "-ap", password},
+	})
+	uac.expectSuccess()
+	res := uac.received("SIP/2.0 ")
+	if len(res) == 0 {
+		return 0
+	}
+	code, _ := strconv.Atoi(strings.Fields(res[len(res)-1].line())[1])
+	return code
+}
+
+func TestSMSFromUserThroughTrunk(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	carrier := startSipp(ctx, t, "carrier", sippOptions{scenario: smsScenarios + "message_trunk_auth.xml"})
+	h := startSMS(t, smsOutboundDoc(carrier.uasAddr()), fastRetry)
+	if code := userSMS(ctx, t, h, "alice", "s3cret", "+34600000003", "out to the world"); code != 202 {
+		t.Fatalf("alice's MESSAGE answered %d, want 202", code)
+	}
+	carrier.expectSuccess()
+	m := waitMessage(t, h, store.MessageDelivered, 1)
+	if m.Direction != store.DirectionOutbound || m.From != "+34910000000" || m.To != "+34600000003" || m.Sender != "alice" {
+		t.Errorf("message = %+v", m)
+	}
+	got := carrier.received("MESSAGE ")
+	if len(got) != 2 {
+		t.Fatalf("carrier got %d MESSAGEs, want 2 (the challenged one and the authenticated one)", len(got))
+	}
+	if line := got[0].line(); !strings.HasPrefix(line, "MESSAGE sip:+34600000003@") {
+		t.Errorf("Request-URI %q", line)
+	}
+	if from := got[1].header("From"); !strings.Contains(from, "sip:+34910000000@acme.test") {
+		t.Errorf("From %q; want alice's number", from)
+	}
+	cred := sippDigestParams(got[1].header("Authorization"))
+	if cred["username"] != "acme" || cred["realm"] != "carrier" || cred["response"] != sippDigestResponse(cred, "MESSAGE", "secret") {
+		t.Errorf("Authorization %q does not answer the challenge as acme", got[1].header("Authorization"))
+	}
+	if d := m.Deliveries[0]; d.Trunk != "carrier" || d.Log[0].Status != 202 {
+		t.Errorf("delivery = %+v", d)
+	}
+}
+
+func TestSMSFromUserRefusedAndInternal(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	h := startSMS(t, smsOutboundDoc("127.0.0.1:9"), fastRetry)
+	if code := userSMS(ctx, t, h, "alice", "s3cret", "+15550100", "abroad"); code != 403 {
+		t.Errorf("a destination outside allowed_destinations: %d, want 403", code)
+	}
+	if ms := smsMessages(t, h); len(ms) != 0 {
+		t.Errorf("a refused message was stored: %+v", ms)
+	}
+	bob := smsDevice(ctx, t, h, "bob", "bob", "b0bpass", "message_device.xml")
+	if code := userSMS(ctx, t, h, "alice", "s3cret", "102", "hi bob"); code != 202 {
+		t.Fatalf("alice to 102: %d, want 202", code)
+	}
+	bob.expectSuccess()
+	checkDeviceGot(t, bob, "bob", "101", "hi bob")
+	m := waitMessage(t, h, store.MessageDelivered, 1)
+	if m.Direction != store.DirectionInternal || m.Sender != "alice" || m.To != "102" {
+		t.Errorf("message = %+v", m)
+	}
+}
