@@ -27,6 +27,7 @@ import (
 	"github.com/switchboard/switchboard/internal/prompt"
 	"github.com/switchboard/switchboard/internal/registrar"
 	"github.com/switchboard/switchboard/internal/sipserver"
+	"github.com/switchboard/switchboard/internal/sms"
 	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/ui"
 )
@@ -62,6 +63,9 @@ type Options struct {
 	WebhookAllowPrivate bool
 	// Now is the clock of the flood guard (nil: time.Now).
 	Now func() time.Time
+	// SMS overrides the SMS service's retry schedule, lease and poll
+	// (tests); its store, accounts and SIP parts are the node's.
+	SMS sms.Config
 }
 
 // Node is a running server.
@@ -70,6 +74,7 @@ type Node struct {
 	Accounts *accounts.Directory
 	Engine   *call.Engine
 	SIP      *sipserver.Server
+	SMS      *sms.Service
 	HTTPAddr net.Addr
 
 	o       Options
@@ -81,8 +86,11 @@ type Node struct {
 	stop         context.CancelFunc // ends the watch
 	// stopDispatch ends the webhook dispatcher.
 	stopDispatch context.CancelFunc
-	done         chan struct{}
-	err          error
+	// stopSMS ends the SMS deliveries; smsDone is closed when they have.
+	stopSMS context.CancelFunc
+	smsDone chan struct{}
+	done    chan struct{}
+	err     error
 }
 
 // Start opens the store, applies the configuration file, loads every
@@ -200,6 +208,16 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		CaptchaRand: o.CaptchaRand,
 	})
 	m.gauges(reg, n.Engine)
+	// SMS: MESSAGEs the SIP front accepts are stored and delivered by the
+	// service, which also takes up what the database has due (a restart).
+	smsCfg := o.SMS
+	smsCfg.Store, smsCfg.Accounts, smsCfg.Devices, smsCfg.Client, smsCfg.Log = n.Store, n.Accounts, n.SIP.Devices(), n.SIP.DialogUA().Client, o.Log
+	n.SMS = sms.New(smsCfg)
+	n.SIP.SetMessages(n.SMS)
+	sctx, stopSMS := context.WithCancel(context.Background())
+	n.stopSMS, n.smsDone = stopSMS, make(chan struct{})
+	go func() { defer close(n.smsDone); n.SMS.Run(sctx) }()
+	cleanup = append(cleanup, func() { stopSMS(); <-n.smsDone })
 
 	hl, err := net.Listen("tcp", o.HTTPAddr)
 	if err != nil {
@@ -235,6 +253,8 @@ func (n *Node) run(ctx context.Context) {
 	dctx, cancel := context.WithTimeout(context.Background(), n.o.Drain)
 	n.SIP.Shutdown(dctx)
 	cancel()
+	n.stopSMS() // an attempt cut short is tried again after the restart
+	<-n.smsDone
 	n.records.Close() // the drained calls' records and last events reach the database
 	n.stopDispatch()
 	<-n.dispatchDone
