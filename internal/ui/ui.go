@@ -112,6 +112,13 @@ func parsePages() map[string]*template.Template {
 
 // ServeHTTP serves the console's paths and hands the rest to the API.
 func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The API's paths go to it untouched: the console's mux would clean
+	// dot segments with a redirect, which the API refuses itself.
+	switch p := r.URL.Path; {
+	case strings.HasPrefix(p, "/api/"), strings.HasPrefix(p, "/debug/"), p == "/metrics", p == "/healthz", p == "/readyz":
+		u.o.API.ServeHTTP(w, r)
+		return
+	}
 	u.mux.ServeHTTP(w, r)
 }
 
