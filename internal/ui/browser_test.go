@@ -253,4 +253,25 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("forwarded call answered by %q (outcome %s), want user:bob", rec.AnsweredBy, rec.Outcome)
 		}
 	})
+
+	t.Run("375 px and labels", func(t *testing.T) {
+		b.t = t
+		if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(375, 800, chromedp.EmulateMobile)); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = chromedp.Do(b.ctx, chromedp.ResetViewport()) }()
+		for _, p := range []string{"/", "/numbers", "/numbers/+34910000002", "/locations", "/calls", "/try", "/history"} {
+			b.nav(srv.HTTPURL + p)
+			b.wait(`document.readyState === "complete"`)
+			if w := js[float64](b, `document.documentElement.scrollWidth`); w > 380 {
+				t.Errorf("%s is %v px wide at 375 px", p, w)
+			}
+			// Every control a person types into or chooses from has a label.
+			if bad := js[string](b, `[...document.querySelectorAll("input:not([type=hidden]), select")].filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")).map(e => e.name).join(",")`); bad != "" {
+				t.Errorf("%s: unlabelled controls: %s", p, bad)
+			}
+		}
+		b.nav(srv.HTTPURL + "/locations")
+		b.shot("locations-375")
+	})
 }
