@@ -9,12 +9,14 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/node/nodetest"
 	"github.com/switchboard/switchboard/internal/testphone"
 )
@@ -169,4 +171,15 @@ func contains(t *testing.T, body, want string) {
 	if !strings.Contains(body, want) {
 		t.Errorf("page lacks %q", want)
 	}
+}
+
+// byWeightOf is the rules' prefixes in the order routing tries them.
+func byWeightOf(rules []config.Rule) []string {
+	rs := slices.Clone(rules)
+	slices.SortStableFunc(rs, func(a, b config.Rule) int { return a.Weight - b.Weight })
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Prefix)
+	}
+	return out
 }

@@ -157,3 +157,57 @@ func itoa(i int) string {
 	}
 	return string(b)
 }
+
+// TestRulesAndHistory: a rule is moved earlier (weights swapped), deleted,
+// and the deletion rolled back from the history page.
+func TestRulesAndHistory(t *testing.T) {
+	srv := start(t, "")
+	b := newBrowser(t, srv)
+	b.signIn("acme", token(t, srv, false))
+	csrf := b.csrf("/numbers/+34910000002")
+	if code, _ := b.post("/numbers/+34910000002/rules", url.Values{"csrf": {csrf}, "prefix": {"+4420*"}, "weight": {"40"}, "action": {"route"}, "extension": {"rec"}}); code != 200 {
+		t.Fatalf("add: %d", code)
+	}
+	if code, _ := b.post("/numbers/+34910000002/rules/1/move", url.Values{"csrf": {csrf}, "dir": {"up"}}); code != 200 {
+		t.Fatalf("move: %d", code)
+	}
+	rules := func() []string {
+		doc, _, _ := srv.Store.LoadConfig(context.Background(), "acme")
+		var out []string
+		for _, i := range byWeightOf(doc.Numbers["+34910000002"].Rules) {
+			out = append(out, i)
+		}
+		return out
+	}
+	if got := strings.Join(rules(), " "); got != "+4420* 34666*" {
+		t.Errorf("after the move: %s", got)
+	}
+	if code, _ := b.post("/numbers/+34910000002/rules/0/delete", url.Values{"csrf": {csrf}}); code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+	if got := len(rules()); got != 1 {
+		t.Errorf("after the delete: %d rules", got)
+	}
+	_, hist := b.get("/history")
+	contains(t, hist, "Roll back to")
+	_, _, err := srv.Store.LoadConfig(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, _ := srv.Store.ConfigHistory(context.Background(), "acme")
+	cur := vs[len(vs)-1].Version
+	if vs[0].Version > cur {
+		cur = vs[0].Version
+	}
+	_, diff := b.get("/history/" + itoa(int(cur)))
+	contains(t, diff, "rules")
+	if !strings.Contains(diff, "removed") && !strings.Contains(diff, "changed") {
+		t.Error("the diff names no change")
+	}
+	if code, body := b.post("/history/rollback", url.Values{"csrf": {csrf}, "version": {itoa(int(cur - 1))}, "current": {itoa(int(cur))}}); code != 200 || !strings.Contains(body, "Rolled back") {
+		t.Errorf("rollback: %d", code)
+	}
+	if got := len(rules()); got != 2 {
+		t.Errorf("after the rollback: %d rules", got)
+	}
+}

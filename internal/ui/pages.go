@@ -68,9 +68,12 @@ var funcs = template.FuncMap{
 	},
 	"add":       func(a, b int) int { return a + b },
 	"hasPrefix": strings.HasPrefix,
-	"deref":     func(b *bool) bool { return b != nil && *b },
-	"levels":    func() []string { return []string{"", "low", "medium", "high"} },
-	"outcomes":  func() []string { return []string{"", "routed", "rejected", "voicemail", "failed", "missed"} },
+	"opname": func(op string) string {
+		return map[string]string{"+": "added", "-": "removed", "~": "changed"}[op]
+	},
+	"deref":    func(b *bool) bool { return b != nil && *b },
+	"levels":   func() []string { return []string{"", "low", "medium", "high"} },
+	"outcomes": func() []string { return []string{"", "routed", "rejected", "voicemail", "failed", "missed"} },
 	"list": func() [][3]string {
 		return [][3]string{{"/", "Dashboard", "dashboard"}, {"/numbers", "Numbers", "numbers"}, {"/extensions", "Extensions", "extensions"},
 			{"/users", "Users", "users"}, {"/locations", "Locations", "locations"}, {"/calls", "Activity", "calls"}, {"/missed", "Missed", "missed"},
