@@ -31,6 +31,7 @@ func (a *server) activityRoutes() []route {
 		{method: "GET", path: "/{account}/voicemails", h: a.listVoicemails},
 		{method: "GET", path: "/{account}/voicemails/{id}/audio", h: a.getVoicemailAudio},
 		{method: "PATCH", path: "/{account}/voicemails/{id}", h: a.patchVoicemail},
+		{method: "GET", path: "/{account}/registrations", h: a.listRegistrations},
 		{method: "GET", path: "/{account}/config/versions", h: a.listVersions},
 		{method: "GET", path: "/{account}/config/versions/{v}", h: a.getVersion},
 		{method: "GET", path: "/{account}/config/versions/{v}/diff", h: a.diffVersion},

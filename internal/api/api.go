@@ -53,6 +53,7 @@ type Store interface {
 	GetCall(ctx context.Context, account, id string) (*store.CallRecord, error)
 	SetVoicemailHeard(ctx context.Context, account, callID string, heard bool) error
 	Missed(ctx context.Context, f store.MissedFilter) ([]store.MissedCall, string, error)
+	Registrations(ctx context.Context, account string, now time.Time) ([]store.Contact, error)
 	ResolveMissed(ctx context.Context, account, callID string, at time.Time) error
 	NewToken(ctx context.Context, account, name string, readOnly bool) (string, store.Token, error)
 	Tokens(ctx context.Context, account string) ([]store.Token, error)

@@ -60,13 +60,29 @@ func (s *Store) DeleteContact(ctx context.Context, account, user, uri string) er
 // Contacts returns the user's bindings that have not expired at now, the
 // longest-lived first.
 func (s *Store) Contacts(ctx context.Context, account, user string, now time.Time) ([]Contact, error) {
-	rows, err := s.db.QueryContext(ctx, `
-		SELECT account, username, uri, source, transport, user_agent, instance_id, expires_us, path, nat
-		FROM contacts WHERE account = $1 AND username = $2 AND expires_us > $3
-		ORDER BY expires_us DESC, uri`,
-		account, user, now.UnixMicro())
+	cs, err := s.contacts(ctx, `account = $1 AND username = $2 AND expires_us > $3`, account, user, now.UnixMicro())
 	if err != nil {
 		return nil, fmt.Errorf("contacts of %s/%s: %w", account, user, err)
+	}
+	return cs, nil
+}
+
+// Registrations returns every binding of the account's users that has not
+// expired at now, by user, the longest-lived first.
+func (s *Store) Registrations(ctx context.Context, account string, now time.Time) ([]Contact, error) {
+	cs, err := s.contacts(ctx, `account = $1 AND expires_us > $2`, account, now.UnixMicro())
+	if err != nil {
+		return nil, fmt.Errorf("registrations of %s: %w", account, err)
+	}
+	return cs, nil
+}
+
+func (s *Store) contacts(ctx context.Context, where string, args ...any) ([]Contact, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT account, username, uri, source, transport, user_agent, instance_id, expires_us, path, nat
+		FROM contacts WHERE `+where+` ORDER BY username, expires_us DESC, uri`, args...)
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var cs []Contact
@@ -78,19 +94,16 @@ func (s *Store) Contacts(ctx context.Context, account, user string, now time.Tim
 			nat     int64
 		)
 		if err := rows.Scan(&c.Account, &c.User, &c.URI, &c.Source, &c.Transport, &c.UserAgent, &c.InstanceID, &expires, &path, &nat); err != nil {
-			return nil, fmt.Errorf("contacts of %s/%s: %w", account, user, err)
+			return nil, err
 		}
 		if c.Path, err = decodeList(path); err != nil {
-			return nil, fmt.Errorf("contacts of %s/%s: path: %w", account, user, err)
+			return nil, fmt.Errorf("path: %w", err)
 		}
 		c.NAT = nat != 0
 		c.Expires = time.UnixMicro(expires).UTC()
 		cs = append(cs, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("contacts of %s/%s: %w", account, user, err)
-	}
-	return cs, nil
+	return cs, rows.Err()
 }
 
 // PurgeExpired deletes the bindings that have expired at now and returns
