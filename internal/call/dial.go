@@ -56,7 +56,7 @@ type dest struct {
 	uri       sip.Uri
 	addr      string // where to send it, when not the URI's host (a device's Destination)
 	transport string
-	route     []string // Route headers (a device's Path)
+	route     []string      // Route headers (a device's Path)
 	toUser    bool          // a user's device: gets Alert-Info
 	fax       bool          // a fax endpoint: media passes untouched, T.38 re-INVITEs are relayed
 	trunk     *config.Trunk // credentials when the trunk challenges
