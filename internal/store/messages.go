@@ -361,6 +361,17 @@ func (s *Store) RecordMessageAttempt(ctx context.Context, deliveryID string, a M
 		seqs    []int64
 	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Deliveries of one message settle one at a time: each must count
+		// the others' outcomes, so that the message's state changes (and
+		// its event is made) exactly once. SQLite's transactions are
+		// serial already; PostgreSQL locks the message's row.
+		if s.dialect == DialectPostgres {
+			var id string
+			if err := tx.QueryRowContext(ctx, `SELECT id FROM messages WHERE id =
+				(SELECT message_id FROM message_deliveries WHERE id = $1) FOR UPDATE`, deliveryID).Scan(&id); err != nil {
+				return err
+			}
+		}
 		var messageID string
 		var attempts int
 		if err := tx.QueryRowContext(ctx, `UPDATE message_deliveries SET state = $1, attempts = attempts + 1,
