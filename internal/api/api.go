@@ -61,6 +61,9 @@ type Store interface {
 	RotateWebhookSecret(ctx context.Context, account string, keepPrevious time.Duration) (string, error)
 	Deliveries(ctx context.Context, account string, limit int) ([]store.Delivery, error)
 	Replay(ctx context.Context, account, eventID string) error
+	InsertMessage(ctx context.Context, m *store.Message, ds []store.MessageDelivery, evs []store.Event) (bool, error)
+	Messages(ctx context.Context, f store.MessageFilter) ([]store.Message, string, error)
+	Message(ctx context.Context, account, id string) (*store.Message, error)
 }
 
 // Accounts is the node's view of the accounts (accounts.Directory).
@@ -226,6 +229,7 @@ func (a *server) routes() []route {
 	rs = append(rs, a.configRoutes()...)
 	rs = append(rs, a.activityRoutes()...)
 	rs = append(rs, a.missedRoutes()...)
+	rs = append(rs, a.messageRoutes()...)
 	rs = append(rs, a.tokenRoutes()...)
 	rs = append(rs, a.webhookRoutes()...)
 	return rs

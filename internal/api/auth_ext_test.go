@@ -124,6 +124,11 @@ func TestAPIAuth(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		if _, err := srv.Store.InsertMessage(ctx, &store.Message{ID: "auth-1", Account: "acme", Direction: store.DirectionInbound,
+			Number: "+34910000001", From: "+34600000001", To: "+34910000001", ContentType: "text/plain", Body: "hi",
+			State: store.MessageQueued, Created: time.Now()}, nil, nil); err != nil {
+			t.Fatal(err)
+		}
 		if err := srv.Store.SetReputation(ctx, "acme", "+34600111222", config.LevelLow); err != nil {
 			t.Fatal(err)
 		}

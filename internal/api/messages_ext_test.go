@@ -1,0 +1,213 @@
+package api_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/switchboard/switchboard/internal/events"
+	"github.com/switchboard/switchboard/internal/node/nodetest"
+	"github.com/switchboard/switchboard/internal/testphone"
+)
+
+const smsDoc = `
+account: acme
+domain: acme.test
+defaults: { webhook: "WEBHOOK", trunk: carrier, allowed_destinations: ["+34*"] }
+trunks:
+  carrier: { address: "sip:127.0.0.3:5060", inbound_from: ["127.0.0.2/32"] }
+users:
+  alice: { extension: "101", password: "` + alicePW + `", sms: true }
+  bob:   { extension: "102", password: "` + bobPW + `", sms: true }
+extensions:
+  team: { code: "20", members: ["user:alice", "user:bob"] }
+numbers:
+  "+34910000001": { extension: "user:alice", sms_extension: "user:alice" }
+  "+34910000002": { extension: team, sms_extension: team }
+  "+34910000003": { extension: team }
+`
+
+type messageOut struct {
+	ID, Direction, Number, From, To, User, Body, State string
+	Created                                            time.Time
+	Deliveries                                         []struct {
+		User, Device, State string
+		Attempts            int
+		Log                 []struct {
+			Status int
+			Error  string
+		}
+	}
+}
+
+// gotMessage waits for a MESSAGE at a phone.
+func gotMessage(t *testing.T, p *testphone.Phone) *sip.Request {
+	t.Helper()
+	select {
+	case req := <-p.Messages():
+		return req
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s got no MESSAGE within 5s", p.Config().Name)
+		return nil
+	}
+}
+
+// TestMessages sends SMS in from the carrier, through the API and from
+// one user to another, and reads them back from the message log and the
+// webhooks.
+func TestMessages(t *testing.T) {
+	nodetest.EachDB(t, func(t *testing.T, db string) {
+		var (
+			mu    sync.Mutex
+			hooks = map[string][]string{} // type -> message ids
+		)
+		recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			var p events.Payload
+			if json.Unmarshal(b, &p) == nil && strings.HasPrefix(p.Type, "message.") {
+				var m struct{ ID string }
+				_ = json.Unmarshal(p.Data, &m)
+				mu.Lock()
+				hooks[p.Type] = append(hooks[p.Type], m.ID)
+				mu.Unlock()
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		defer recv.Close()
+		srv := nodetest.Run(t, strings.Replace(smsDoc, "WEBHOOK", recv.URL+"/hook", 1), nodetest.Options{DB: db, TTS: stubTTS{}})
+		c := newClient(t, srv, "acme", "sms", false, 4)
+		alice := userPhone(t, srv, "alice", alicePW, testphone.Behavior{})
+		bob := userPhone(t, srv, "bob", bobPW, testphone.Behavior{})
+		carrier := carrierPhone(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+
+		// From the carrier to alice's number.
+		if code, err := carrier.SendMessage(ctx, "sip:34910000001@"+srv.SIPAddr, "hello alice", testphone.DialOptions{FromUser: "+34911111111"}); code != 202 {
+			t.Fatalf("carrier MESSAGE: %d, %v; want 202", code, err)
+		}
+		req := gotMessage(t, alice)
+		if string(req.Body()) != "hello alice" || !strings.Contains(req.From().Address.String(), "+34911111111") {
+			t.Errorf("alice got %q from %s", req.Body(), req.From().Address.String())
+		}
+
+		// Through the API, to the team's number.
+		var posted messageOut
+		want(t, c.do("POST", "/acme/messages", map[string]string{"number": "34910000002", "from": "+34911111112", "body": "hi team ✓"}), 202).decode(t, &posted)
+		if posted.ID == "" || posted.Direction != "inbound" || posted.Number != "+34910000002" || posted.State != "queued" || posted.Body != "hi team ✓" {
+			t.Errorf("POST messages = %+v", posted)
+		}
+		for _, p := range []*testphone.Phone{alice, bob} {
+			if req := gotMessage(t, p); string(req.Body()) != "hi team ✓" {
+				t.Errorf("%s got %q", p.Config().Name, req.Body())
+			}
+		}
+		wantPaths(t, c.do("POST", "/acme/messages", map[string]string{"number": "+34910000003", "from": "+34911111112", "body": "x"}), 404, "number")
+		wantPaths(t, c.do("POST", "/acme/messages", map[string]string{"number": "+34910000002", "from": "+34911111112", "body": strings.Repeat("x", 1401)}), 413, "body")
+		wantPaths(t, c.do("POST", "/acme/messages", map[string]string{"number": "+34910000002", "from": "+34911111112"}), 400, "body")
+
+		// alice to bob by his extension: internal.
+		if code, err := alice.SendMessage(ctx, "sip:102@"+srv.SIPAddr, "lunch?", testphone.DialOptions{}); code != 202 {
+			t.Fatalf("alice MESSAGE to 102: %d, %v; want 202", code, err)
+		}
+		if req := gotMessage(t, bob); string(req.Body()) != "lunch?" || req.From().Address.User != "101" {
+			t.Errorf("bob got %q from %s", req.Body(), req.From().Address.String())
+		}
+		// alice to a number outside allowed_destinations.
+		if code, _ := alice.SendMessage(ctx, "sip:+15550100@"+srv.SIPAddr, "abroad", testphone.DialOptions{}); code != 403 {
+			t.Errorf("alice MESSAGE abroad: %d; want 403", code)
+		}
+
+		// The log: every message delivered.
+		var page struct {
+			Messages []messageOut
+			Next     string
+		}
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			want(t, c.do("GET", "/acme/messages?state=delivered", nil), 200).decode(t, &page)
+			if len(page.Messages) == 3 {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("delivered messages: %+v", page.Messages)
+			}
+		}
+		if m := page.Messages[0]; m.Direction != "internal" || m.User != "alice" || m.From != "101" || m.To != "102" {
+			t.Errorf("newest message = %+v", m)
+		}
+		for _, tc := range []struct {
+			query string
+			n     int
+		}{
+			{"", 3},
+			{"?direction=inbound", 2},
+			{"?direction=internal", 1},
+			{"?user=bob", 2},
+			{"?user=alice", 3},
+			{"?number=%2B34910000001", 1},
+			{"?number=34910000002", 1},
+			{"?state=queued", 0},
+			{"?from=" + posted.Created.Add(-time.Millisecond).Format(time.RFC3339Nano), 2},
+			{"?to=" + posted.Created.Format(time.RFC3339Nano), 1},
+		} {
+			want(t, c.do("GET", "/acme/messages"+tc.query, nil), 200).decode(t, &page)
+			if len(page.Messages) != tc.n {
+				t.Errorf("GET messages%s: %d messages, want %d", tc.query, len(page.Messages), tc.n)
+			}
+		}
+		wantPaths(t, c.do("GET", "/acme/messages?state=sent", nil), 400, "state")
+		wantPaths(t, c.do("GET", "/acme/messages?direction=up", nil), 400, "direction")
+		seen := map[string]bool{}
+		for q, pages := "?limit=1", 0; pages < 5; pages++ {
+			want(t, c.do("GET", "/acme/messages"+q, nil), 200).decode(t, &page)
+			for _, m := range page.Messages {
+				seen[m.ID] = true
+			}
+			if page.Next == "" {
+				if pages != 2 || len(seen) != 3 {
+					t.Errorf("pages of 1: %d pages, %d messages", pages+1, len(seen))
+				}
+				break
+			}
+			q = "?limit=1&cursor=" + page.Next
+		}
+
+		var one messageOut
+		want(t, c.do("GET", "/acme/messages/"+posted.ID, nil), 200).decode(t, &one)
+		if one.State != "delivered" || len(one.Deliveries) != 2 {
+			t.Fatalf("messages/%s = %+v", posted.ID, one)
+		}
+		for _, d := range one.Deliveries {
+			if d.State != "delivered" || d.Device == "" || len(d.Log) == 0 || d.Log[len(d.Log)-1].Status != 200 {
+				t.Errorf("delivery = %+v", d)
+			}
+		}
+		want(t, c.do("GET", "/acme/messages/nope", nil), 404)
+
+		// The webhooks: received and delivered for each.
+		for end := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			mu.Lock()
+			r, d := len(hooks["message.received"]), len(hooks["message.delivered"])
+			mu.Unlock()
+			if r == 3 && d == 3 {
+				break
+			}
+			if time.Now().After(end) {
+				t.Fatalf("webhooks: %d message.received, %d message.delivered; want 3 and 3", r, d)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if !strings.Contains(strings.Join(hooks["message.delivered"], " "), posted.ID) {
+			t.Errorf("no message.delivered for %s: %v", posted.ID, hooks)
+		}
+	})
+}
