@@ -26,14 +26,21 @@ const smsScenarios = "../../internal/sipserver/testdata/sipp/"
 func startSMS(t *testing.T, doc string, schedule sms.Schedule) *harness {
 	t.Helper()
 	h := startServer(t, doc)
+	attachSMS(t, h, schedule, 3*time.Second)
+	return h
+}
+
+// attachSMS starts an SMS service on h's server (deliveries taken for
+// lease).
+func attachSMS(t *testing.T, h *harness, schedule sms.Schedule, lease time.Duration) {
+	t.Helper()
 	svc := sms.New(sms.Config{Store: h.st, Accounts: h.srv.accts, Devices: h.srv.Devices(), Client: h.srv.DialogUA().Client,
-		Log: h.srv.log, Schedule: schedule, Poll: 20 * time.Millisecond, Lease: 3 * time.Second, Timeout: 3 * time.Second})
+		Log: h.srv.log, Schedule: schedule, Poll: 20 * time.Millisecond, Lease: lease, Timeout: 3 * time.Second})
 	h.srv.SetMessages(svc)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); svc.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return h
 }
 
 var (
@@ -380,4 +387,58 @@ func TestSMSFromUserRefusedAndInternal(t *testing.T) {
 	if m.Direction != store.DirectionInternal || m.Sender != "alice" || m.To != "102" {
 		t.Errorf("message = %+v", m)
 	}
+}
+
+// TestSMSQueuedSurvivesRestart: a node was killed with two messages in
+// the database, one of them taken for an attempt it never finished. The
+// next node to run delivers both: the due one at start, the taken one
+// when its lease is over. (The kill is simulated by the claim left
+// behind: the service is started on a database in that state.)
+func TestSMSQueuedSurvivesRestart(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	doc := smsDoc + `  "+34910000003": { extension: "user:bob", sms_extension: "user:bob" }` + "\n"
+	h := startServer(t, doc) // no SMS service yet: the node that died
+	alice := smsDevice(ctx, t, h, "alice", "alice", "s3cret", "message_device.xml")
+	bob := smsDevice(ctx, t, h, "bob", "bob", "b0bpass", "message_device.xml")
+	snap := h.srv.accts.View()
+	acct, _ := snap.Account("acme")
+	now := time.Now()
+	for _, to := range []string{"+34910000000", "+34910000003"} {
+		p, err := sms.Inbound(acct.Snap.Doc(), to, "+34911111111", "text/plain", []byte("before the crash "+to), "", now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.st.InsertMessage(ctx, &p.Message, p.Deliveries, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The dead node had taken one of them for an attempt, for 700 ms.
+	due, err := h.st.TakeDueDeliveries(ctx, now, 700*time.Millisecond, 1)
+	if err != nil || len(due) != 1 {
+		t.Fatalf("take: %+v, %v", due, err)
+	}
+	taken := due[0].Message.To
+	attachSMS(t, h, slowRetry, 700*time.Millisecond) // the restarted node
+	alice.expectSuccess()
+	bob.expectSuccess()
+	var ms []store.Message
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ms = smsMessages(t, h)
+		if len(ms) == 2 && ms[0].State == store.MessageDelivered && ms[1].State == store.MessageDelivered {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("messages after the restart: %+v", ms)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, m := range ms {
+		if m.To == taken && m.Updated.Sub(now) < 700*time.Millisecond {
+			t.Errorf("the taken message was delivered %v after the crash, before its lease ended", m.Updated.Sub(now))
+		}
+	}
+	checkDeviceGot(t, alice, "alice", "+34911111111", "before the crash")
+	checkDeviceGot(t, bob, "bob", "+34911111111", "before the crash")
 }
