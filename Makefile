@@ -10,7 +10,7 @@ FUZZTIME  ?= 20000x
 # package:target pairs, FUZZTIME inputs each, run by `make test`
 FUZZ      := ./internal/config:FuzzParse ./internal/routing:FuzzPrefixMatch ./internal/routing:FuzzHeaderLevel ./internal/routing:FuzzVerstatLevel \
              ./internal/media:FuzzParseSDP ./internal/media:FuzzDTMF ./internal/media:FuzzDTMFInfo ./internal/media:FuzzRelaySDP ./internal/media:FuzzRTCP ./internal/media:FuzzReadWAV \
-             ./internal/registrar:FuzzDigestHeader ./internal/sipserver:FuzzInviteHeaders ./internal/api:FuzzUnmarshalStrict
+             ./internal/registrar:FuzzDigestHeader ./internal/sipserver:FuzzInviteHeaders ./internal/sipserver:FuzzMessage ./internal/api:FuzzUnmarshalStrict
 
 .PHONY: all build demo test unit fuzz bench lint clean prompts
 

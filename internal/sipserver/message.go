@@ -61,27 +61,15 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		_ = call.Respond(tx, req, &call.SIPError{Code: 405})
 		return
 	}
-	if req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
-		_ = call.Respond(tx, req, call.ErrBadRequest)
+	in, err := readMessage(req)
+	if err != nil {
+		_ = call.Respond(tx, req, err)
 		return
-	}
-	if to := req.To(); to != nil {
-		if tag, _ := to.Params.Get("tag"); tag != "" {
-			// No dialogs of MESSAGE (RFC 3428: outside of a dialog).
-			_ = call.Respond(tx, req, call.ErrNoDialog)
-			return
-		}
-	}
-	in := sms.Incoming{To: req.Recipient.User, From: req.From().Address.User, Body: req.Body(),
-		Dedup: req.CallID().Value() + " " + req.CSeq().Value()}
-	if ct := req.ContentType(); ct != nil {
-		in.ContentType = ct.Value()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), messageTimeout)
 	defer cancel()
 	view := s.accts.View()
 	src := registrar.SourceAddr(req)
-	var err error
 	if m, ok := view.FromTrunk(src, req.Recipient.User); ok {
 		_, err = msgs.FromTrunk(ctx, m.Account, m.Trunk, in)
 	} else if _, known := view.ByDomain(registrar.RealmOf(req)); !known {
@@ -100,6 +88,24 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	_ = call.Respond(tx, req, messageError(err))
+}
+
+// readMessage reads what the SMS service needs of a MESSAGE: 400 without
+// the headers every request has, 481 inside a dialog (RFC 3428 MESSAGEs
+// are outside of one, and we keep none).
+func readMessage(req *sip.Request) (sms.Incoming, error) {
+	if req.From() == nil || req.To() == nil || req.CallID() == nil || req.CSeq() == nil {
+		return sms.Incoming{}, call.ErrBadRequest
+	}
+	if tag, _ := req.To().Params.Get("tag"); tag != "" {
+		return sms.Incoming{}, call.ErrNoDialog
+	}
+	in := sms.Incoming{To: req.Recipient.User, From: req.From().Address.User, Body: req.Body(),
+		Dedup: req.CallID().Value() + " " + req.CSeq().Value()}
+	if ct := req.ContentType(); ct != nil {
+		in.ContentType = ct.Value()
+	}
+	return in, nil
 }
 
 // messageError is the SIPError that answers a MESSAGE: 202 when it was
