@@ -502,3 +502,36 @@ func FuzzMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestSMSTrunkRefusalFailsTheMessage: the carrier's final answer is the
+// message's state — a 403 fails it at once (no retry), with the
+// message.failed webhook event queued with it.
+func TestSMSTrunkRefusalFailsTheMessage(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	carrier := startSipp(ctx, t, "carrier", sippOptions{scenario: smsScenarios + "message_trunk_reject.xml"})
+	doc := strings.Replace(smsOutboundDoc(carrier.uasAddr()), "defaults: { ", `defaults: { webhook: "https://hooks.example/sms", `, 1)
+	h := startSMS(t, doc, fastRetry)
+	if code := userSMS(ctx, t, h, "alice", "s3cret", "+34600000003", "refused"); code != 202 {
+		t.Fatalf("alice's MESSAGE answered %d, want 202", code)
+	}
+	carrier.expectSuccess()
+	m := waitMessage(t, h, store.MessageFailed, 0)
+	if d := m.Deliveries[0]; d.Attempts != 1 || d.State != store.MessageFailed || d.Log[0].Status != 403 {
+		t.Errorf("delivery = %+v; want one attempt, 403, failed", d)
+	}
+	evs, err := h.st.QueuedEvents(context.Background(), "acme", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var types []string
+	for _, e := range evs {
+		types = append(types, e.Type)
+		if e.Type == sms.TypeMessageFailed && !strings.Contains(string(e.Body), m.ID) {
+			t.Errorf("message.failed is not about %s: %s", m.ID, e.Body)
+		}
+	}
+	if fmt.Sprint(types) != "[message.received message.failed]" {
+		t.Errorf("webhook events %v; want message.received, message.failed", types)
+	}
+}
