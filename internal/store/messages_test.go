@@ -205,3 +205,59 @@ func newTestID() func() string {
 	n := 0
 	return func() string { n++; return fmt.Sprintf("new-%d", n) }
 }
+
+// TestTakeDueDeliveriesOnce: nodes sharing a database taking due
+// deliveries at the same moment never take the same one.
+func TestTakeDueDeliveriesOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := testContext(t)
+		now := time.Now().Truncate(time.Microsecond)
+		const n = 60
+		var ds []MessageDelivery
+		for i := range n {
+			ds = append(ds, MessageDelivery{ID: fmt.Sprintf("d%02d", i), User: "alice", Device: fmt.Sprintf("sip:a%d@h", i), Next: now})
+		}
+		if _, err := s.InsertMessage(ctx, testMessage("m1", now), ds, nil); err != nil {
+			t.Fatal(err)
+		}
+		type result struct {
+			ids []string
+			err error
+		}
+		results := make(chan result, 4)
+		for range 4 {
+			go func() {
+				var r result
+				for {
+					due, err := s.TakeDueDeliveries(ctx, now, time.Minute, 7)
+					if err != nil || len(due) == 0 {
+						r.err = err
+						results <- r
+						return
+					}
+					for _, d := range due {
+						r.ids = append(r.ids, d.Delivery.ID)
+					}
+				}
+			}()
+		}
+		seen := map[string]int{}
+		for range 4 {
+			r := <-results
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			for _, id := range r.ids {
+				seen[id]++
+			}
+		}
+		if len(seen) != n {
+			t.Errorf("%d deliveries taken, want %d", len(seen), n)
+		}
+		for id, k := range seen {
+			if k != 1 {
+				t.Errorf("%s taken %d times", id, k)
+			}
+		}
+	})
+}
