@@ -8,8 +8,12 @@ package sipserver
 import (
 	"context"
 	"fmt"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -21,6 +25,7 @@ import (
 	"github.com/switchboard/switchboard/internal/routing"
 	"github.com/switchboard/switchboard/internal/sms"
 	"github.com/switchboard/switchboard/internal/store"
+	"github.com/switchboard/switchboard/internal/testphone"
 )
 
 // smsScenarios is where the MESSAGE scenarios are, relative to the
@@ -533,5 +538,101 @@ func TestSMSTrunkRefusalFailsTheMessage(t *testing.T) {
 	}
 	if fmt.Sprint(types) != "[message.received message.failed]" {
 		t.Errorf("webhook events %v; want message.received, message.failed", types)
+	}
+}
+
+// TestSMSLoad is the performance run of the SMS issue, outside make test:
+// SWITCHBOARD_SMS_LOAD=1 [SMS_LOAD_RATE=200] [SMS_LOAD_SECONDS=30] go test
+// -run TestSMSLoad ./internal/sipserver. The carrier sends MESSAGEs at the
+// rate to ten users with a registered phone each; every one must arrive,
+// and the time from sending to the phone's receiving is reported
+// (p50/p99/max).
+func TestSMSLoad(t *testing.T) {
+	if os.Getenv("SWITCHBOARD_SMS_LOAD") == "" {
+		t.Skip("set SWITCHBOARD_SMS_LOAD=1 to run the SMS load test")
+	}
+	rate, seconds := 200, 30
+	if v, err := strconv.Atoi(os.Getenv("SMS_LOAD_RATE")); err == nil && v > 0 {
+		rate = v
+	}
+	if v, err := strconv.Atoi(os.Getenv("SMS_LOAD_SECONDS")); err == nil && v > 0 {
+		seconds = v
+	}
+	const users = 10
+	var doc strings.Builder
+	doc.WriteString("account: acme\ndomain: acme.test\ntrunks:\n  carrier: { address: \"sip:127.0.0.1:9\", inbound_from: [\"127.0.0.1/32\"] }\nusers:\n")
+	for i := range users {
+		fmt.Fprintf(&doc, "  u%d: { extension: \"%d\", password: pw%d, sms: true }\n", i, 200+i, i)
+	}
+	doc.WriteString("numbers:\n")
+	for i := range users {
+		fmt.Fprintf(&doc, "  \"+3491000010%d\": { extension: \"user:u%d\", sms_extension: \"user:u%d\" }\n", i, i, i)
+	}
+	h := startSMS(t, doc.String(), fastRetry)
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+	)
+	got := make(chan struct{}, rate*seconds)
+	for i := range users {
+		p := newPhone(t, testphone.Config{Name: fmt.Sprint("u", i), User: fmt.Sprint("u", i), Password: fmt.Sprint("pw", i), Domain: "acme.test", Registrar: h.addr})
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if code, err := p.Register(ctx, time.Hour); err != nil || code != 200 {
+			t.Fatalf("register u%d: %d %v", i, code, err)
+		}
+		cancel()
+		go func() {
+			for req := range p.Messages() {
+				var seq, sent int64
+				if _, err := fmt.Sscanf(string(req.Body()), "%d %d", &seq, &sent); err == nil {
+					mu.Lock()
+					latencies = append(latencies, time.Since(time.Unix(0, sent)))
+					mu.Unlock()
+					got <- struct{}{}
+				}
+			}
+		}()
+	}
+	carrier := newPhone(t, testphone.Config{Name: "carrier", User: "carrier"})
+	total := rate * seconds
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	defer tick.Stop()
+	var wg sync.WaitGroup
+	var refused atomic.Int64
+	start := time.Now()
+	for i := range total {
+		<-tick.C
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			body := fmt.Sprintf("%d %d", i, time.Now().UnixNano())
+			if code, _ := carrier.SendMessage(ctx, fmt.Sprintf("sip:+3491000010%d@%s", i%users, h.addr), body, testphone.DialOptions{FromUser: "+34911111111"}); code != 202 {
+				refused.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	sendTime := time.Since(start)
+	deadline := time.After(30 * time.Second)
+	for n := 0; n < total-int(refused.Load()); n++ {
+		select {
+		case <-got:
+		case <-deadline:
+			t.Fatalf("%d of %d messages reached a phone within 30 s of the last", n, total)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(latencies)
+	pct := func(p float64) time.Duration { return latencies[int(float64(len(latencies)-1)*p)] }
+	t.Logf("%d MESSAGEs at %d/s in %v (%d not answered 202); delivered %d; send-to-phone p50 %v, p99 %v, max %v",
+		total, rate, sendTime.Round(time.Millisecond), refused.Load(), len(latencies), pct(0.5), pct(0.99), latencies[len(latencies)-1])
+	if refused.Load() > 0 {
+		t.Errorf("%d MESSAGEs were not accepted", refused.Load())
+	}
+	if p99 := pct(0.99); p99 > 50*time.Millisecond {
+		t.Errorf("p99 %v, want under 50 ms", p99)
 	}
 }
