@@ -541,17 +541,19 @@ func TestSMSTrunkRefusalFailsTheMessage(t *testing.T) {
 	}
 }
 
-// TestSMSLoad is the performance run of the SMS issue, outside make test:
+// TestSMSLoad: the carrier sends MESSAGEs at a rate to ten users with a
+// registered phone each; every one must arrive, and the time from sending
+// to the phone's receiving is reported (p50/p99/max). make test runs a
+// short load (50/s for 2 s) and checks only that all arrive; the
+// performance run of the SMS issue, whose p99 must be under 50 ms, is
 // SWITCHBOARD_SMS_LOAD=1 [SMS_LOAD_RATE=200] [SMS_LOAD_SECONDS=30] go test
-// -run TestSMSLoad ./internal/sipserver. The carrier sends MESSAGEs at the
-// rate to ten users with a registered phone each; every one must arrive,
-// and the time from sending to the phone's receiving is reported
-// (p50/p99/max).
+// -run TestSMSLoad ./internal/sipserver.
 func TestSMSLoad(t *testing.T) {
-	if os.Getenv("SWITCHBOARD_SMS_LOAD") == "" {
-		t.Skip("set SWITCHBOARD_SMS_LOAD=1 to run the SMS load test")
+	full := os.Getenv("SWITCHBOARD_SMS_LOAD") != ""
+	rate, seconds := 50, 2
+	if full {
+		rate, seconds = 200, 30
 	}
-	rate, seconds := 200, 30
 	if v, err := strconv.Atoi(os.Getenv("SMS_LOAD_RATE")); err == nil && v > 0 {
 		rate = v
 	}
@@ -632,7 +634,7 @@ func TestSMSLoad(t *testing.T) {
 	if refused.Load() > 0 {
 		t.Errorf("%d MESSAGEs were not accepted", refused.Load())
 	}
-	if p99 := pct(0.99); p99 > 50*time.Millisecond {
+	if p99 := pct(0.99); full && p99 > 50*time.Millisecond {
 		t.Errorf("p99 %v, want under 50 ms", p99)
 	}
 }
