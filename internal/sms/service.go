@@ -23,7 +23,7 @@ import (
 type Store interface {
 	InsertMessage(ctx context.Context, m *store.Message, ds []store.MessageDelivery, evs []store.Event) (bool, error)
 	TakeDueDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.DueMessage, error)
-	RecordMessageAttempt(ctx context.Context, deliveryID string, a store.MessageAttempt, state string, next time.Time,
+	RecordMessageAttempt(ctx context.Context, deliveryID string, claim int64, a store.MessageAttempt, state string, next time.Time,
 		events func(*store.Message) []store.Event) (*store.Message, bool, error)
 	AssignMessageDevices(ctx context.Context, account, user string, devices []string, newID func() string, now time.Time) (int, error)
 }
@@ -323,7 +323,13 @@ func (s *Service) record(ctx context.Context, log *slog.Logger, doc *config.Docu
 		return nil
 	}
 	rctx := context.WithoutCancel(ctx)
-	m, changed, err := s.cfg.Store.RecordMessageAttempt(rctx, dm.Delivery.ID, a, state, next, events)
+	m, changed, err := s.cfg.Store.RecordMessageAttempt(rctx, dm.Delivery.ID, dm.Delivery.Claim, a, state, next, events)
+	if errors.Is(err, store.ErrClaimLost) {
+		// A registration handed it to a device meanwhile (or another node
+		// took it after the lease): this attempt's outcome is not its state.
+		log.Info("message attempt outdated", "error", a.Error)
+		return
+	}
 	if err != nil {
 		log.Error("record message attempt", "err", err)
 		return

@@ -62,9 +62,17 @@ type MessageDelivery struct {
 	LastError string
 	Created   time.Time
 	Updated   time.Time
+	// Claim identifies the taking of the delivery by TakeDueDeliveries;
+	// RecordMessageAttempt settles only the claim that is still current.
+	Claim int64
 	// Log is every attempt, oldest first; filled in by Message only.
 	Log []MessageAttempt
 }
+
+// ErrClaimLost is returned by RecordMessageAttempt for a delivery that is
+// no longer the caller's to settle: its claim was taken over (a device
+// registered and it became due again) or it was settled already.
+var ErrClaimLost = errors.New("the delivery's claim was lost")
 
 // MessageAttempt is one try of a delivery.
 type MessageAttempt struct {
@@ -325,34 +333,36 @@ func (s *Store) TakeDueDeliveries(ctx context.Context, now time.Time, lease time
 	until := now.Add(lease).UnixMicro()
 	var out []DueMessage
 	for _, c := range cands {
-		res, err := s.db.ExecContext(ctx, `UPDATE message_deliveries SET next_us = $1, claimed_us = $1
-			WHERE id = $2 AND state = 'queued' AND next_us = $3`, until, c.id, c.next)
-		if err != nil {
-			return out, fmt.Errorf("claim delivery: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
+		// The delivery as claimed, in the same statement: a registration
+		// may hand it to a device right after, and then it is due again
+		// for whoever takes it next, not this claim's.
+		d, err := scanDelivery(s.db.QueryRowContext(ctx, `UPDATE message_deliveries SET next_us = $1, claimed_us = $1
+			WHERE id = $2 AND state = 'queued' AND next_us = $3 RETURNING `+deliveryColumns, until, c.id, c.next))
+		if errors.Is(err, sql.ErrNoRows) {
 			continue // another node took it
 		}
-		d, err := scanDelivery(s.db.QueryRowContext(ctx, `SELECT `+deliveryColumns+` FROM message_deliveries WHERE id = $1`, c.id))
 		if err != nil {
-			return out, fmt.Errorf("claimed delivery: %w", err)
+			return out, fmt.Errorf("claim delivery: %w", err)
 		}
 		m, err := scanMessage(s.db.QueryRowContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE id = $1`, d.MessageID))
 		if err != nil {
 			return out, fmt.Errorf("claimed delivery's message: %w", err)
 		}
+		d.Claim = until
 		out = append(out, DueMessage{Delivery: d, Message: m})
 	}
 	return out, nil
 }
 
-// RecordMessageAttempt logs an attempt of a delivery and settles it: state
+// RecordMessageAttempt logs an attempt of a delivery taken with claim
+// (MessageDelivery.Claim) and settles it: state
 // (MessageQueued with next, the time of the next try; MessageDelivered;
 // MessageFailed). When the message's state changes with it, the message is
 // updated and the events that events returns for the message in its new
 // state are queued in the same transaction. It returns the message and
-// whether its state changed.
-func (s *Store) RecordMessageAttempt(ctx context.Context, deliveryID string, a MessageAttempt, state string, next time.Time,
+// whether its state changed; ErrClaimLost, recording nothing, when the
+// claim is no longer current.
+func (s *Store) RecordMessageAttempt(ctx context.Context, deliveryID string, claim int64, a MessageAttempt, state string, next time.Time,
 	events func(*Message) []Event) (*Message, bool, error) {
 	var (
 		m       Message
@@ -374,17 +384,21 @@ func (s *Store) RecordMessageAttempt(ctx context.Context, deliveryID string, a M
 		}
 		var messageID string
 		var attempts int
-		if err := tx.QueryRowContext(ctx, `UPDATE message_deliveries SET state = $1, attempts = attempts + 1,
-			next_us = $2, claimed_us = 0, last_error = $3, updated_us = $4 WHERE id = $5
+		err := tx.QueryRowContext(ctx, `UPDATE message_deliveries SET state = $1, attempts = attempts + 1,
+			next_us = $2, claimed_us = 0, last_error = $3, updated_us = $4
+			WHERE id = $5 AND state = 'queued' AND claimed_us = $6
 			RETURNING message_id, attempts`,
-			state, next.UnixMicro(), a.Error, a.At.UnixMicro(), deliveryID).Scan(&messageID, &attempts); err != nil {
+			state, next.UnixMicro(), a.Error, a.At.UnixMicro(), deliveryID, claim).Scan(&messageID, &attempts)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrClaimLost
+		}
+		if err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO message_attempts (delivery_id, n, at_us, status, error)
 			VALUES ($1, $2, $3, $4, $5)`, deliveryID, attempts, a.At.UnixMicro(), a.Status, a.Error); err != nil {
 			return err
 		}
-		var err error
 		if m, changed, err = settleMessage(ctx, tx, messageID, a.At); err != nil || !changed || events == nil {
 			return err
 		}
@@ -439,6 +453,15 @@ func settleMessage(ctx context.Context, tx *sql.Tx, id string, at time.Time) (Me
 func (s *Store) AssignMessageDevices(ctx context.Context, account, user string, devices []string, newID func() string, now time.Time) (int, error) {
 	due := 0
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// One assignment per user at a time, or two nodes that both saw
+		// a delivery waiting would both hand it over (and make it due
+		// twice) or both add one for a device. SQLite's transactions are
+		// serial already.
+		if s.dialect == DialectPostgres {
+			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "sms:"+account+"/"+user); err != nil {
+				return err
+			}
+		}
 		rows, err := tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM message_deliveries
 			WHERE account = $1 AND user_name = $2 AND trunk = '' AND message_id IN (
 				SELECT message_id FROM message_deliveries WHERE account = $1 AND user_name = $2 AND state = 'queued')
@@ -480,12 +503,15 @@ func (s *Store) AssignMessageDevices(ctx context.Context, account, user string, 
 				if len(waiting) > 0 {
 					// Taken over even while claimed: the node that holds it
 					// is the one asking, in its attempt.
-					if _, err := tx.ExecContext(ctx, `UPDATE message_deliveries SET device = $1, next_us = $2, claimed_us = 0,
-						updated_us = $2 WHERE id = $3`, dev, now.UnixMicro(), waiting[0]); err != nil {
+					res, err := tx.ExecContext(ctx, `UPDATE message_deliveries SET device = $1, next_us = $2, claimed_us = 0,
+						updated_us = $2 WHERE id = $3 AND device = '' AND state = 'queued'`, dev, now.UnixMicro(), waiting[0])
+					if err != nil {
 						return err
 					}
 					waiting = waiting[1:]
-					due++
+					if n, _ := res.RowsAffected(); n > 0 {
+						due++
+					}
 					continue
 				}
 				if _, err := tx.ExecContext(ctx, `INSERT INTO message_deliveries (`+deliveryColumns+`)

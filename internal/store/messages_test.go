@@ -1,6 +1,7 @@
 package store
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -76,7 +77,8 @@ func TestMessageDeliveryLifecycle(t *testing.T) {
 			t.Fatalf("taken twice: %+v", again)
 		}
 		// A failed try keeps it queued; the message stays queued.
-		_, changed, err := s.RecordMessageAttempt(ctx, "d1", MessageAttempt{At: now, Status: 480, Error: "480 Temporarily Unavailable"},
+		claim1 := due[0].Delivery.Claim
+		_, changed, err := s.RecordMessageAttempt(ctx, "d1", claim1, MessageAttempt{At: now, Status: 480, Error: "480 Temporarily Unavailable"},
 			MessageQueued, now.Add(30*time.Second), nil)
 		if err != nil || changed {
 			t.Fatalf("RecordMessageAttempt(480) changed %v, %v", changed, err)
@@ -95,13 +97,31 @@ func TestMessageDeliveryLifecycle(t *testing.T) {
 			calls++
 			return []Event{{ID: fmt.Sprint("ev-", m.State), Account: m.Account, Type: "message." + m.State, Created: now, Body: []byte(`{}`)}}
 		}
-		msg, changed, err := s.RecordMessageAttempt(ctx, due[0].Delivery.ID, MessageAttempt{At: now, Status: 200}, MessageDelivered, now, events)
+		msg, changed, err := s.RecordMessageAttempt(ctx, due[0].Delivery.ID, due[0].Delivery.Claim, MessageAttempt{At: now, Status: 200}, MessageDelivered, now, events)
 		if err != nil || !changed || msg.State != MessageDelivered || calls != 1 {
 			t.Fatalf("delivered: %+v changed %v calls %d err %v", msg, changed, calls, err)
 		}
-		_, changed, _ = s.RecordMessageAttempt(ctx, "d1", MessageAttempt{At: now, Status: 200}, MessageDelivered, now, events)
-		if changed || calls != 1 {
-			t.Fatalf("a second delivery changed the message again (calls %d)", calls)
+		// Settled already, or an old claim: nothing is recorded.
+		if _, _, err := s.RecordMessageAttempt(ctx, due[0].Delivery.ID, due[0].Delivery.Claim, MessageAttempt{At: now, Status: 480}, MessageQueued, now, events); !errors.Is(err, ErrClaimLost) {
+			t.Fatalf("settling a delivered delivery again: %v, want ErrClaimLost", err)
+		}
+		if _, _, err := s.RecordMessageAttempt(ctx, "d1", claim1, MessageAttempt{At: now, Status: 200}, MessageDelivered, now, events); !errors.Is(err, ErrClaimLost) {
+			t.Fatalf("an old claim: %v, want ErrClaimLost", err)
+		}
+		// d1's retry comes due and is taken again: delivered, the message
+		// was already.
+		again, err := s.TakeDueDeliveries(ctx, now.Add(time.Minute), time.Minute, 10)
+		if err != nil || len(again) != 2 {
+			t.Fatalf("retries due: %+v, %v", again, err)
+		}
+		for _, d := range again {
+			if d.Delivery.ID != "d1" {
+				continue
+			}
+			_, changed, err = s.RecordMessageAttempt(ctx, "d1", d.Delivery.Claim, MessageAttempt{At: now, Status: 200}, MessageDelivered, now, events)
+			if err != nil || changed || calls != 1 {
+				t.Fatalf("a second delivery: changed %v, calls %d, err %v", changed, calls, err)
+			}
 		}
 		got, err := s.Message(ctx, "acme", "m1")
 		if err != nil {
@@ -132,7 +152,11 @@ func TestMessageFailsWhenEveryDeliveryFails(t *testing.T) {
 		if _, err := s.InsertMessage(ctx, m, ds, nil); err != nil {
 			t.Fatal(err)
 		}
-		msg, changed, err := s.RecordMessageAttempt(ctx, "d1", MessageAttempt{At: now, Status: 403, Error: "403 Forbidden"}, MessageFailed, now, nil)
+		due, err := s.TakeDueDeliveries(ctx, now, time.Minute, 10)
+		if err != nil || len(due) != 1 {
+			t.Fatalf("due: %+v, %v", due, err)
+		}
+		msg, changed, err := s.RecordMessageAttempt(ctx, "d1", due[0].Delivery.Claim, MessageAttempt{At: now, Status: 403, Error: "403 Forbidden"}, MessageFailed, now, nil)
 		if err != nil || !changed || msg.State != MessageFailed {
 			t.Fatalf("= %+v, %v, %v", msg, changed, err)
 		}
