@@ -211,3 +211,60 @@ func TestMessages(t *testing.T) {
 		}
 	})
 }
+
+// TestMessagesTwoNodes: two nodes on one PostgreSQL database. Messages
+// accepted by either are delivered to a device registered on the other,
+// each exactly once.
+func TestMessagesTwoNodes(t *testing.T) {
+	db := nodetest.PostgresURL(t)
+	a := nodetest.Run(t, strings.Replace(smsDoc, "WEBHOOK", "", 1), nodetest.Options{DB: db, TTS: stubTTS{}})
+	b := nodetest.Run(t, "", nodetest.Options{DB: db, TTS: stubTTS{}})
+	alice := userPhone(t, b, "alice", alicePW, testphone.Behavior{}) // registered through b
+	bob := userPhone(t, a, "bob", bobPW, testphone.Behavior{})       // through a
+	carrier := carrierPhone(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 5
+	for i := range n {
+		if code, err := carrier.SendMessage(ctx, "sip:+34910000001@"+a.SIPAddr, "to a", testphone.DialOptions{FromUser: "+34911111111"}); code != 202 {
+			t.Fatalf("MESSAGE %d to node a: %d, %v", i, code, err)
+		}
+	}
+	cb := newClient(t, b, "acme", "sms-b", false, 1)
+	for range n {
+		want(t, cb.do("POST", "/acme/messages", map[string]string{"number": "+34910000002", "from": "+34911111112", "body": "to b"}), 202)
+	}
+	count := func(p *testphone.Phone, body string, want int) {
+		t.Helper()
+		got := 0
+		quiet := time.After(10 * time.Second)
+		for got < want {
+			select {
+			case req := <-p.Messages():
+				if string(req.Body()) == body {
+					got++
+				}
+				t.Logf("%s got %q (Call-ID %s, CSeq %s)", p.Config().Name, req.Body(), req.CallID().Value(), req.CSeq().Value())
+			case <-quiet:
+				t.Fatalf("%s got %d %q, want %d", p.Config().Name, got, body, want)
+			}
+		}
+	}
+	count(alice, "to a", n)
+	count(alice, "to b", n)
+	count(bob, "to b", n)
+	// Nothing twice: no more MESSAGEs for a while.
+	select {
+	case req := <-alice.Messages():
+		t.Errorf("alice got one more: %q (Call-ID %s, CSeq %s)", req.Body(), req.CallID().Value(), req.CSeq().Value())
+	case req := <-bob.Messages():
+		t.Errorf("bob got one more: %q (Call-ID %s, CSeq %s)", req.Body(), req.CallID().Value(), req.CSeq().Value())
+	case <-time.After(1500 * time.Millisecond):
+	}
+	ca := newClient(t, a, "acme", "sms-a", false, 1)
+	var page struct{ Messages []messageOut }
+	want(t, ca.do("GET", "/acme/messages?state=delivered&limit=100", nil), 200).decode(t, &page)
+	if len(page.Messages) != 2*n {
+		t.Errorf("%d delivered messages, want %d", len(page.Messages), 2*n)
+	}
+}
