@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -130,20 +131,9 @@ func callFilter(r *http.Request) (store.CallFilter, error) {
 	} else {
 		f.Caller = c
 	}
-	for _, t := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := q.Get(t.name); v != "" {
-			tm, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				return f, badRequest("times are RFC 3339, e.g. 2026-12-03T10:00:00Z", fieldError{Path: t.name, Message: "not an RFC 3339 time"})
-			}
-			*t.dst = tm
-		}
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		return f, badRequest("from must be before to", fieldError{Path: "from", Message: "not before to"})
+	var err error
+	if f.From, f.To, err = timeRange(q); err != nil {
+		return f, err
 	}
 	for _, b := range []struct {
 		name string
@@ -164,9 +154,29 @@ func callFilter(r *http.Request) (store.CallFilter, error) {
 		}
 		f.MOSBelow = x
 	}
-	var err error
 	f.Limit, err = pageLimit(q.Get("limit"))
 	return f, err
+}
+
+// timeRange reads the from and to of a query (RFC 3339; either may be
+// absent); from must be before to.
+func timeRange(q url.Values) (from, to time.Time, err error) {
+	for _, t := range []struct {
+		name string
+		dst  *time.Time
+	}{{"from", &from}, {"to", &to}} {
+		if v := q.Get(t.name); v != "" {
+			tm, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return from, to, badRequest("times are RFC 3339, e.g. 2026-12-03T10:00:00Z", fieldError{Path: t.name, Message: "not an RFC 3339 time"})
+			}
+			*t.dst = tm
+		}
+	}
+	if !from.IsZero() && !to.IsZero() && !from.Before(to) {
+		return from, to, badRequest("from must be before to", fieldError{Path: "from", Message: "not before to"})
+	}
+	return from, to, nil
 }
 
 // pageLimit reads a page size, 1-maxPage; 0 (the default) when v is "".

@@ -91,24 +91,11 @@ func (a *server) listMessages(w http.ResponseWriter, r *http.Request, _ store.To
 		writeError(w, badRequest("state is queued, delivered or failed", fieldError{Path: "state", Message: "queued, delivered or failed"}))
 		return
 	}
-	for _, t := range []struct {
-		name string
-		dst  *time.Time
-	}{{"from", &f.From}, {"to", &f.To}} {
-		if v := q.Get(t.name); v != "" {
-			tm, err := time.Parse(time.RFC3339, v)
-			if err != nil {
-				writeError(w, badRequest("times are RFC 3339, e.g. 2026-12-03T10:00:00Z", fieldError{Path: t.name, Message: "not an RFC 3339 time"}))
-				return
-			}
-			*t.dst = tm
-		}
-	}
-	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
-		writeError(w, badRequest("from must be before to", fieldError{Path: "from", Message: "not before to"}))
+	var err error
+	if f.From, f.To, err = timeRange(q); err != nil {
+		writeError(w, err)
 		return
 	}
-	var err error
 	if f.Limit, err = pageLimit(q.Get("limit")); err != nil {
 		writeError(w, err)
 		return
