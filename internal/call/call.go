@@ -134,8 +134,10 @@ func (c *call) main(ctx context.Context, done chan<- struct{}) {
 		}
 	}
 	c.emit(EventStarted, "", "")
-	defer e.live.Delete(c.rec.ID)
 	defer c.finish()
+	// Out of the live list before finish reports the end (call.completed):
+	// whoever hears of the end no longer finds the call in progress.
+	defer e.live.Delete(c.rec.ID)
 	defer func() {
 		if r := recover(); r != nil {
 			c.log.Error("call panicked", "panic", r)
