@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -238,43 +236,37 @@ func (s *Store) Messages(ctx context.Context, f MessageFilter) (list []Message, 
 		return nil, "", errors.New("list messages: account is required")
 	}
 	limit := pageSize(f.Limit)
-	where, args := []string{"account = $1"}, []any{f.Account}
-	add := func(cond string, vals ...any) {
-		for _, v := range vals {
-			args = append(args, v)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		where = append(where, cond)
-	}
+	var w conds
+	w.add("account = ?", f.Account)
 	if f.Number != "" {
-		add("number = ?", f.Number)
+		w.add("number = ?", f.Number)
 	}
 	if f.User != "" {
-		add("(sender = ? OR EXISTS (SELECT 1 FROM message_deliveries d WHERE d.message_id = messages.id AND d.user_name = ?))",
+		w.add("(sender = ? OR EXISTS (SELECT 1 FROM message_deliveries d WHERE d.message_id = messages.id AND d.user_name = ?))",
 			f.User, f.User)
 	}
 	if f.Direction != "" {
-		add("direction = ?", f.Direction)
+		w.add("direction = ?", f.Direction)
 	}
 	if f.State != "" {
-		add("state = ?", f.State)
+		w.add("state = ?", f.State)
 	}
 	if !f.From.IsZero() {
-		add("created_us >= ?", f.From.UnixMicro())
+		w.add("created_us >= ?", f.From.UnixMicro())
 	}
 	if !f.To.IsZero() {
-		add("created_us < ?", f.To.UnixMicro())
+		w.add("created_us < ?", f.To.UnixMicro())
 	}
 	if f.Cursor != "" {
 		start, id, err := decodeCursor(f.Cursor)
 		if err != nil {
 			return nil, "", err
 		}
-		add("created_us <= ? AND (created_us < ? OR id < ?)", start, start, id)
+		w.add("created_us <= ? AND (created_us < ? OR id < ?)", start, start, id)
 	}
-	args = append(args, limit+1)
-	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+strings.Join(where, " AND ")+`
-		ORDER BY created_us DESC, id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
+	limitArg := w.arg(limit + 1)
+	rows, err := s.db.QueryContext(ctx, `SELECT `+messageColumns+` FROM messages WHERE `+w.sql()+`
+		ORDER BY created_us DESC, id DESC LIMIT `+limitArg, w.args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list messages: %w", err)
 	}

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 )
 
@@ -102,28 +100,22 @@ func (s *Store) Missed(ctx context.Context, f MissedFilter) (list []MissedCall, 
 		return nil, "", errors.New("list missed calls: account is required")
 	}
 	limit := pageSize(f.Limit)
-	where, args := []string{"account = $1"}, []any{f.Account}
-	add := func(cond string, vals ...any) {
-		for _, v := range vals {
-			args = append(args, v)
-			cond = strings.Replace(cond, "?", "$"+strconv.Itoa(len(args)), 1)
-		}
-		where = append(where, cond)
-	}
+	var w conds
+	w.add("account = ?", f.Account)
 	if f.Number != "" {
-		add("number = ?", f.Number)
+		w.add("number = ?", f.Number)
 	}
 	if f.Extension != "" {
-		add("extension = ?", f.Extension)
+		w.add("extension = ?", f.Extension)
 	}
 	if f.CallID != "" {
-		add("call_id = ?", f.CallID)
+		w.add("call_id = ?", f.CallID)
 	}
 	if f.Open != nil {
 		if *f.Open {
-			add("resolved_us IS NULL")
+			w.add("resolved_us IS NULL")
 		} else {
-			add("resolved_us IS NOT NULL")
+			w.add("resolved_us IS NOT NULL")
 		}
 	}
 	if f.Cursor != "" {
@@ -131,13 +123,13 @@ func (s *Store) Missed(ctx context.Context, f MissedFilter) (list []MissedCall, 
 		if err != nil {
 			return nil, "", err
 		}
-		add("start_us <= ? AND (start_us < ? OR call_id < ?)", start, start, id)
+		w.add("start_us <= ? AND (start_us < ? OR call_id < ?)", start, start, id)
 	}
-	args = append(args, limit+1)
+	limitArg := w.arg(limit + 1)
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT call_id, account, number, extension, caller, caller_name, start_us, resolved_us, resolved_by
-		FROM missed_calls WHERE `+strings.Join(where, " AND ")+`
-		ORDER BY start_us DESC, call_id DESC LIMIT $`+strconv.Itoa(len(args)), args...)
+		FROM missed_calls WHERE `+w.sql()+`
+		ORDER BY start_us DESC, call_id DESC LIMIT `+limitArg, w.args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list missed calls: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -188,3 +189,25 @@ func fromMicros(n sql.NullInt64) time.Time {
 	}
 	return time.UnixMicro(n.Int64).UTC()
 }
+
+// conds collects the conditions of a WHERE clause joined by AND, each ? in
+// them numbered as the next $N placeholder.
+type conds struct {
+	where []string
+	args  []any
+}
+
+func (c *conds) add(cond string, vals ...any) {
+	for _, v := range vals {
+		cond = strings.Replace(cond, "?", c.arg(v), 1)
+	}
+	c.where = append(c.where, cond)
+}
+
+// arg adds a value and returns its placeholder.
+func (c *conds) arg(v any) string {
+	c.args = append(c.args, v)
+	return "$" + strconv.Itoa(len(c.args))
+}
+
+func (c *conds) sql() string { return strings.Join(c.where, " AND ") }
