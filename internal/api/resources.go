@@ -2,10 +2,12 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -303,7 +305,13 @@ func (a *server) configRoutes() []route {
 		{method: "DELETE", path: "/{account}/reputation/{caller}", h: a.deleteReputation},
 		{method: "GET", path: "/{account}/route", h: a.getRoute},
 	}
-	rs = append(rs, sectionRoutes(a, section[config.Number]{"numbers", func(d *config.Document) *map[string]config.Number { return &d.Numbers }, numberKey})...)
+	// GET numbers is listNumbers (search and pages); the rest is the section's.
+	rs = append(rs, route{method: "GET", path: "/{account}/numbers", h: a.listNumbers})
+	for _, rt := range sectionRoutes(a, section[config.Number]{"numbers", func(d *config.Document) *map[string]config.Number { return &d.Numbers }, numberKey}) {
+		if rt.method != "GET" || rt.path != "/{account}/numbers" {
+			rs = append(rs, rt)
+		}
+	}
 	rs = append(rs, sectionRoutes(a, section[config.Extension]{"extensions", func(d *config.Document) *map[string]config.Extension { return &d.Extensions }, plainKey})...)
 	rs = append(rs, sectionRoutes(a, section[config.User]{"users", func(d *config.Document) *map[string]config.User { return &d.Users }, plainKey})...)
 	rs = append(rs, sectionRoutes(a, section[config.Trunk]{"trunks", func(d *config.Document) *map[string]config.Trunk { return &d.Trunks }, plainKey})...)
@@ -319,6 +327,91 @@ func (a *server) configRoutes() []route {
 		}
 	}
 	return rs
+}
+
+// listNumbers is every number of the account by name, or, with any of
+// ?q=, ?limit=, ?cursor=, one page of them: the numbers matching q (a part
+// of the number, in any form numbers are written, or of its extension,
+// SMS extension, location or a tag; case-insensitive), in order, at most
+// limit (default 50), after the cursor. The body is the same object of
+// numbers by name; X-Total-Count is how many match, and a Link rel="next"
+// carries the next page's query (its cursor) when there are more. An
+// account of 10,000 numbers is then never sent whole to a console.
+func (a *server) listNumbers(w http.ResponseWriter, r *http.Request, _ store.Token) {
+	doc, ok := a.load(w, r)
+	if !ok {
+		return
+	}
+	all := doc.Numbers
+	if all == nil {
+		all = map[string]config.Number{}
+	}
+	q := r.URL.Query()
+	if !q.Has("q") && !q.Has("limit") && !q.Has("cursor") {
+		writeJSON(w, all)
+		return
+	}
+	limit, err := pageLimit(q.Get("limit"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if limit == 0 {
+		limit = 50
+	}
+	after := ""
+	if c := q.Get("cursor"); c != "" {
+		b, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil || !strings.HasPrefix(string(b), "n:") {
+			writeError(w, store.ErrInvalidCursor)
+			return
+		}
+		after = strings.TrimPrefix(string(b), "n:")
+	}
+	match := numberMatcher(strings.TrimSpace(q.Get("q")))
+	keys := make([]string, 0, len(all))
+	for k, n := range all {
+		if match(k, n) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	from, _ := slices.BinarySearch(keys, after)
+	if from < len(keys) && keys[from] == after && after != "" {
+		from++
+	}
+	to := min(from+limit, len(keys))
+	page := make(map[string]config.Number, to-from)
+	for _, k := range keys[from:to] {
+		page[k] = all[k]
+	}
+	w.Header().Set("X-Total-Count", strconv.Itoa(len(keys)))
+	if to < len(keys) {
+		next := url.Values{"limit": {strconv.Itoa(limit)}, "cursor": {base64.RawURLEncoding.EncodeToString([]byte("n:" + keys[to-1]))}}
+		if v := q.Get("q"); v != "" {
+			next.Set("q", v)
+		}
+		w.Header().Set("Link", "<"+r.URL.Path+"?"+next.Encode()+`>; rel="next"`)
+	}
+	writeJSON(w, page)
+}
+
+// numberMatcher is the search of listNumbers ("" matches all).
+func numberMatcher(q string) func(string, config.Number) bool {
+	if q == "" {
+		return func(string, config.Number) bool { return true }
+	}
+	lq := strings.ToLower(q)
+	// "+34 910 000 001", "0034910000001": the number's E.164 form too.
+	norm, isNumber := routing.NormalizeNumber(q)
+	has := func(s string) bool { return s != "" && strings.Contains(strings.ToLower(s), lq) }
+	return func(k string, n config.Number) bool {
+		if strings.Contains(k, q) || (isNumber && strings.Contains(k, norm)) ||
+			has(n.Extension) || has(n.SMSExtension) || has(n.Location) {
+			return true
+		}
+		return slices.ContainsFunc(n.Tags, has)
+	}
 }
 
 // getConfig is the whole document, passwords redacted; YAML when asked
