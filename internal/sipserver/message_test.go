@@ -454,6 +454,116 @@ func TestSMSQueuedSurvivesRestart(t *testing.T) {
 	checkDeviceGot(t, bob, "bob", "+34911111111", "before the crash")
 }
 
+// instanceRegister registers (expires "0": unregisters) a phone of user
+// by its RFC 5626 instance, its Contact on port.
+func instanceRegister(ctx context.Context, t *testing.T, h *harness, name, user, password, instance string, port int, expires string) {
+	t.Helper()
+	reg := startSipp(ctx, t, name+"-register", sippOptions{
+		scenario: smsScenarios + "message_register_instance.xml", remote: h.addr, service: user,
+		keys: map[string]string{"domain": "acme.test", "contact_port": strconv.Itoa(port), "instance": instance, "expires": expires},
+		args: []string{"-au", user, "-ap", password},
+	})
+	reg.expectSuccess()
+}
+
+// waitDelivery waits until cond holds of the message id, and returns it.
+func waitDelivery(t *testing.T, h *harness, id, what string, cond func(*store.Message) bool) *store.Message {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m, err := h.st.Message(context.Background(), "acme", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cond(m) {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10 s: %+v", what, m)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSMSDeviceBackUnderNewContact: a phone that answered 480 registers
+// again under a new Contact (the same RFC 5626 instance, which replaces
+// its binding). The delivery queued for the old binding moves to the new
+// one at once (no waiting for its retry an hour later): the phone gets
+// the message once, with the Call-ID of the first attempt and the next
+// CSeq, and nothing is left retrying the old address. Then a user's
+// second phone that answered 480 leaves (unregisters) while the first has
+// the message: its delivery is retired, not retried for three days.
+func TestSMSDeviceBackUnderNewContact(t *testing.T) {
+	t.Parallel()
+	ctx := sippContext(t)
+	doc := smsDoc + `  "+34910000003": { extension: "user:bob", sms_extension: "user:bob" }` + "\n"
+	h := startSMS(t, doc, slowRetry)
+	const phone = "urn:uuid:6f1c0b6e-3c9a-4d51-9c1e-0a1b2c3d4e5f"
+	before := startSipp(ctx, t, "before", sippOptions{scenario: smsScenarios + "message_device_480_once.xml"})
+	instanceRegister(ctx, t, h, "before", "alice", "s3cret", phone, before.port, "3600")
+	if code := carrierSMS(ctx, t, h, "+34910000000", "text/plain", "follow me", 1); code != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", code)
+	}
+	before.expectSuccess()
+	id := smsMessages(t, h)[0].ID
+	waitDelivery(t, h, id, "the 480 recorded", func(m *store.Message) bool {
+		return len(m.Deliveries) == 1 && m.Deliveries[0].Attempts == 1
+	})
+
+	after := startSipp(ctx, t, "after", sippOptions{scenario: smsScenarios + "message_device.xml"})
+	instanceRegister(ctx, t, h, "after", "alice", "s3cret", phone, after.port, "3600")
+	after.expectSuccess()
+	checkDeviceGot(t, after, "alice", "+34911111111", "follow me")
+	m := waitMessage(t, h, store.MessageDelivered, 1)
+	if len(m.Deliveries) != 1 {
+		t.Fatalf("%d deliveries, want the one, moved: %+v", len(m.Deliveries), m.Deliveries)
+	}
+	d := m.Deliveries[0]
+	if !strings.Contains(d.Device, ":"+strconv.Itoa(after.port)) || d.Attempts != 2 || d.Log[0].Status != 480 || d.Log[1].Status != 200 {
+		t.Errorf("delivery = %+v; want 480 at the old Contact, then 200 at the new", d)
+	}
+	first, again := before.received("MESSAGE ")[0], after.received("MESSAGE ")
+	if len(again) != 1 || again[0].header("Call-ID") != first.header("Call-ID") || again[0].header("CSeq") == first.header("CSeq") {
+		t.Errorf("the phone got %d MESSAGEs under its new Contact; want one, the first's Call-ID with the next CSeq", len(again))
+	}
+
+	// bob: a desk phone that takes it, a tablet that answers 480 and then
+	// leaves.
+	desk := startSipp(ctx, t, "desk", sippOptions{scenario: smsScenarios + "message_device.xml"})
+	instanceRegister(ctx, t, h, "desk", "bob", "b0bpass", "urn:uuid:00000000-0000-0000-0000-00000000de5c", desk.port, "3600")
+	tablet := startSipp(ctx, t, "tablet", sippOptions{scenario: smsScenarios + "message_device_480_once.xml"})
+	const tab = "urn:uuid:00000000-0000-0000-0000-0000000007ab"
+	instanceRegister(ctx, t, h, "tablet", "bob", "b0bpass", tab, tablet.port, "3600")
+	if code := carrierSMS(ctx, t, h, "+34910000003", "text/plain", "for bob", 1); code != 202 {
+		t.Fatalf("MESSAGE answered %d, want 202", code)
+	}
+	desk.expectSuccess()
+	tablet.expectSuccess()
+	checkDeviceGot(t, desk, "bob", "+34911111111", "for bob")
+	id = smsMessages(t, h)[0].ID
+	waitDelivery(t, h, id, "desk 200, tablet 480", func(m *store.Message) bool {
+		return m.State == store.MessageDelivered && len(m.Deliveries) == 2 && m.Deliveries[0].Attempts == 1 && m.Deliveries[1].Attempts == 1
+	})
+	instanceRegister(ctx, t, h, "tablet-leaves", "bob", "b0bpass", tab, tablet.port, "0")
+	m = waitDelivery(t, h, id, "the tablet's delivery retired", func(m *store.Message) bool {
+		for _, d := range m.Deliveries {
+			if d.State == store.MessageQueued {
+				return false
+			}
+		}
+		return true
+	})
+	for _, d := range m.Deliveries {
+		tablets := strings.Contains(d.Device, ":"+strconv.Itoa(tablet.port))
+		if tablets && (d.State != store.MessageRetired || d.Attempts != 1) || !tablets && d.State != store.MessageDelivered {
+			t.Errorf("delivery = %+v; want the desk's delivered, the tablet's retired", d)
+		}
+	}
+	if m.State != store.MessageDelivered {
+		t.Errorf("message %s, want delivered", m.State)
+	}
+}
+
 // FuzzMessage feeds what a MESSAGE's sender controls (the Request-URI
 // user, From, To, Content-Type, the body) through the parser, the
 // handler's reading of it, the SMS planning and the answer: no panic; an

@@ -25,7 +25,8 @@ type Store interface {
 	TakeDueDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]store.DueMessage, error)
 	RecordMessageAttempt(ctx context.Context, deliveryID string, claim int64, a store.MessageAttempt, state string, next time.Time,
 		events func(*store.Message) []store.Event) (*store.Message, bool, error)
-	AssignMessageDevices(ctx context.Context, account, user string, devices []string, newID func() string, now time.Time) (int, error)
+	AssignMessageDevices(ctx context.Context, account, user string, devices []string, newID func() string, now time.Time,
+		events func(*store.Message) []store.Event) (int, error)
 }
 
 var _ Store = (*store.Store)(nil)
@@ -161,26 +162,36 @@ func (s *Service) Registered(account, user string) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if n := s.assign(ctx, account, user); n > 0 {
+		if n, _ := s.assign(ctx, account, user); n > 0 {
 			s.Wake()
 		}
 	}()
 }
 
-func (s *Service) assign(ctx context.Context, account, user string) int {
+// assign hands a user's queued messages to the user's current devices
+// (store.AssignMessageDevices): each gets each message once, and
+// deliveries to bindings that no longer exist are moved to them or
+// retired. It returns how many deliveries are due, and false when the user
+// has no device or the store failed.
+func (s *Service) assign(ctx context.Context, account, user string) (int, bool) {
 	devs, err := s.cfg.Devices.Devices(ctx, account, user)
 	if err != nil || len(devs) == 0 {
-		return 0
+		return 0, false
 	}
 	uris := make([]string, len(devs))
 	for i, d := range devs {
 		uris[i] = d.URI
 	}
-	n, err := s.cfg.Store.AssignMessageDevices(ctx, account, user, uris, uuid.NewString, time.Now())
+	var doc *config.Document
+	if a, ok := s.cfg.Accounts.View().Account(account); ok {
+		doc = a.Snap.Doc()
+	}
+	n, err := s.cfg.Store.AssignMessageDevices(ctx, account, user, uris, uuid.NewString, time.Now(), stateEvents(doc))
 	if err != nil {
 		s.log.Error("hand messages to registered devices", "account", account, "user", user, "err", err)
+		return 0, false
 	}
-	return n
+	return n, true
 }
 
 // Wake makes the worker look for due deliveries now.
@@ -255,7 +266,7 @@ func (s *Service) attempt(ctx context.Context, dm store.DueMessage) {
 		// at all is tried again.
 		s.record(ctx, log, doc, &dm, res, status >= 300)
 	case d.Device == "":
-		if n := s.assign(actx, m.Account, d.User); n > 0 {
+		if n, _ := s.assign(actx, m.Account, d.User); n > 0 {
 			s.Wake()
 			return
 		}
@@ -272,6 +283,17 @@ func (s *Service) attempt(ctx context.Context, dm store.DueMessage) {
 			}
 		}
 		if dev == nil {
+			// The binding is gone. If the user has devices now (the phone
+			// back under another Contact, say), the delivery goes to one
+			// without the message, or is retired; else it waits, retried,
+			// for the next registration to hand it over.
+			if len(devs) > 0 {
+				if _, ok := s.assign(actx, m.Account, d.User); ok {
+					log.Info("message delivery to a binding that no longer exists handed over", "device", d.Device)
+					s.Wake()
+					return
+				}
+			}
 			s.record(ctx, log, doc, &dm, store.MessageAttempt{Error: "device not registered"}, false)
 			return
 		}
@@ -308,20 +330,7 @@ func (s *Service) record(ctx context.Context, log *slog.Logger, doc *config.Docu
 			}
 		}
 	}
-	events := func(m *store.Message) []store.Event {
-		typ := TypeMessageDelivered
-		switch m.State {
-		case store.MessageDelivered:
-		case store.MessageFailed:
-			typ = TypeMessageFailed
-		default:
-			return nil
-		}
-		if ev, ok := Event(doc, typ, m); ok {
-			return []store.Event{ev}
-		}
-		return nil
-	}
+	events := stateEvents(doc)
 	rctx := context.WithoutCancel(ctx)
 	m, changed, err := s.cfg.Store.RecordMessageAttempt(rctx, dm.Delivery.ID, dm.Delivery.Claim, a, state, next, events)
 	if errors.Is(err, store.ErrClaimLost) {
@@ -338,6 +347,25 @@ func (s *Service) record(ctx context.Context, log *slog.Logger, doc *config.Docu
 		"status", a.Status, "error", a.Error, "delivery_state", state)
 	if changed {
 		log.Info("message "+m.State, "account", m.Account)
+	}
+}
+
+// stateEvents makes a message's event when its state changes to delivered
+// or failed (none when doc, the account, has no webhook).
+func stateEvents(doc *config.Document) func(m *store.Message) []store.Event {
+	return func(m *store.Message) []store.Event {
+		typ := TypeMessageDelivered
+		switch m.State {
+		case store.MessageDelivered:
+		case store.MessageFailed:
+			typ = TypeMessageFailed
+		default:
+			return nil
+		}
+		if ev, ok := Event(doc, typ, m); ok {
+			return []store.Event{ev}
+		}
+		return nil
 	}
 }
 

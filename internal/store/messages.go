@@ -13,6 +13,11 @@ const (
 	MessageQueued    = "queued"
 	MessageDelivered = "delivered"
 	MessageFailed    = "failed"
+	// MessageRetired is a delivery's state only: it was for a binding
+	// that no longer exists, and the user's current devices carry the
+	// message on (AssignMessageDevices). It counts for nothing in the
+	// message's state.
+	MessageRetired = "retired"
 )
 
 // Message is one SMS in the message log (internal/sms).
@@ -414,7 +419,7 @@ func settleMessage(ctx context.Context, tx *sql.Tx, id string, at time.Time) (Me
 		return m, false, err
 	}
 	var total, delivered, queued int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*),
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(CASE WHEN state <> 'retired' THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN state = 'delivered' THEN 1 ELSE 0 END), 0),
 		COALESCE(SUM(CASE WHEN state = 'queued' THEN 1 ELSE 0 END), 0)
 		FROM message_deliveries WHERE message_id = $1`, id).Scan(&total, &delivered, &queued); err != nil {
@@ -438,13 +443,33 @@ func settleMessage(ctx context.Context, tx *sql.Tx, id string, at time.Time) (Me
 }
 
 // AssignMessageDevices gives a user's queued messages to the devices the
-// user has registered now: a message that has no delivery to one of them
-// gets one (taking over the delivery that waited for a device, if there
-// is one), and every queued delivery of the user that no node is trying
-// at this moment becomes due at now. It returns how many are due.
-func (s *Store) AssignMessageDevices(ctx context.Context, account, user string, devices []string, newID func() string, now time.Time) (int, error) {
+// user has registered now, so that each message reaches each of them once.
+// For every message the user still has a queued delivery of, a device
+// without a delivery of it gets one: the delivery that waited for a device
+// if there is one, else a delivery to a binding that no longer exists (the
+// same phone, most likely, back under another Contact: it keeps its
+// Call-ID and attempts), else, when a binding that no longer exists was
+// delivered the message already, none (that phone has it), else a new one.
+// Deliveries still queued for bindings that no longer exist (or waiting for
+// a device) after that are retired: the message goes on to the current
+// devices. Deliveries are taken over even while a node is trying them (that
+// attempt's outcome is then dropped, ErrClaimLost). Every other queued
+// delivery of the user that no node is trying at this moment becomes due at
+// now. When retiring changes a message's state, events returns the events
+// of its new state, queued in the same transaction. With no devices it
+// changes nothing. It returns how many deliveries are due.
+func (s *Store) AssignMessageDevices(ctx context.Context, account, user string, devices []string, newID func() string, now time.Time,
+	events func(*Message) []Event) (int, error) {
+	if len(devices) == 0 {
+		return 0, nil
+	}
 	due := 0
+	var (
+		evs  []Event
+		seqs []int64
+	)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		evs, seqs, due = nil, nil, 0
 		// One assignment per user at a time, or two nodes that both saw
 		// a delivery waiting would both hand it over (and make it due
 		// twice) or both add one for a device. SQLite's transactions are
@@ -457,7 +482,7 @@ func (s *Store) AssignMessageDevices(ctx context.Context, account, user string, 
 		rows, err := tx.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM message_deliveries
 			WHERE account = $1 AND user_name = $2 AND trunk = '' AND message_id IN (
 				SELECT message_id FROM message_deliveries WHERE account = $1 AND user_name = $2 AND state = 'queued')
-			ORDER BY message_id, id`, account, user)
+			ORDER BY message_id, created_us, id`, account, user)
 		if err != nil {
 			return err
 		}
@@ -478,54 +503,92 @@ func (s *Store) AssignMessageDevices(ctx context.Context, account, user string, 
 		if err := rows.Err(); err != nil {
 			return err
 		}
+		current := map[string]bool{}
+		for _, dev := range devices {
+			current[dev] = true
+		}
+		nowUS := now.UnixMicro()
 		for _, mid := range order {
-			ds := byMessage[mid]
 			has := map[string]bool{}
-			var waiting []string
-			for _, d := range ds {
-				has[d.Device] = true
-				if d.Device == "" && d.State == MessageQueued {
+			// What may stand for a current device that has no delivery,
+			// in the order it is taken: waiting, stale and queued, stale
+			// and delivered.
+			var waiting, staleQueued []string
+			staleDelivered := 0
+			for _, d := range byMessage[mid] {
+				switch {
+				case current[d.Device]:
+					has[d.Device] = true
+				case d.State == MessageQueued && d.Device == "":
 					waiting = append(waiting, d.ID)
+				case d.State == MessageQueued:
+					staleQueued = append(staleQueued, d.ID)
+				case d.State == MessageDelivered && d.Device != "":
+					staleDelivered++
 				}
 			}
+			spare := append(waiting, staleQueued...)
 			for _, dev := range devices {
 				if has[dev] {
 					continue
 				}
-				if len(waiting) > 0 {
-					// Taken over even while claimed: the node that holds it
-					// is the one asking, in its attempt.
+				has[dev] = true
+				switch {
+				case len(spare) > 0:
 					res, err := tx.ExecContext(ctx, `UPDATE message_deliveries SET device = $1, next_us = $2, claimed_us = 0,
-						updated_us = $2 WHERE id = $3 AND device = '' AND state = 'queued'`, dev, now.UnixMicro(), waiting[0])
+						updated_us = $2 WHERE id = $3 AND state = 'queued'`, dev, nowUS, spare[0])
 					if err != nil {
 						return err
 					}
-					waiting = waiting[1:]
+					spare = spare[1:]
 					if n, _ := res.RowsAffected(); n > 0 {
 						due++
 					}
-					continue
+				case staleDelivered > 0:
+					staleDelivered--
+				default:
+					if _, err := tx.ExecContext(ctx, `INSERT INTO message_deliveries (`+deliveryColumns+`)
+						VALUES ($1, $2, $3, $4, $5, '', $6, 0, $7, '', $8, $8)`,
+						newID(), mid, account, user, dev, MessageQueued, nowUS, nowUS); err != nil {
+						return err
+					}
+					due++
 				}
-				if _, err := tx.ExecContext(ctx, `INSERT INTO message_deliveries (`+deliveryColumns+`)
-					VALUES ($1, $2, $3, $4, $5, '', $6, 0, $7, '', $8, $8)`,
-					newID(), mid, account, user, dev, MessageQueued, now.UnixMicro(), now.UnixMicro()); err != nil {
+			}
+			if len(spare) == 0 {
+				continue
+			}
+			for _, id := range spare {
+				if _, err := tx.ExecContext(ctx, `UPDATE message_deliveries SET state = $1, next_us = $2, claimed_us = 0,
+					last_error = $3, updated_us = $2 WHERE id = $4 AND state = 'queued'`,
+					MessageRetired, nowUS, "retired: the device's binding no longer exists; the user's current devices have the message", id); err != nil {
 					return err
 				}
-				due++
+			}
+			m, changed, err := settleMessage(ctx, tx, mid, now)
+			if err != nil {
+				return err
+			}
+			if changed && events != nil {
+				evs = append(evs, events(&m)...)
 			}
 		}
 		res, err := tx.ExecContext(ctx, `UPDATE message_deliveries SET next_us = $1
 			WHERE account = $2 AND user_name = $3 AND trunk = '' AND state = 'queued' AND claimed_us < $1 AND next_us > $1`,
-			now.UnixMicro(), account, user)
+			nowUS, account, user)
 		if err != nil {
 			return err
 		}
 		n, _ := res.RowsAffected()
 		due += int(n)
-		return nil
+		if len(evs) > 0 {
+			seqs, err = insertEvents(ctx, &txStmts{tx: tx}, evs)
+		}
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("assign messages to devices of %s/%s: %w", account, user, err)
 	}
+	queuedEvents(evs, seqs)
 	return due, nil
 }

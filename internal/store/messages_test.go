@@ -1,6 +1,7 @@
 package store
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"testing"
@@ -84,7 +85,7 @@ func TestMessageDeliveryLifecycle(t *testing.T) {
 			t.Fatalf("RecordMessageAttempt(480) changed %v, %v", changed, err)
 		}
 		// Bob registers: his waiting delivery gets the device and is due.
-		n, err := s.AssignMessageDevices(ctx, "acme", "bob", []string{"sip:b1@h", "sip:b2@h"}, newTestID(), now)
+		n, err := s.AssignMessageDevices(ctx, "acme", "bob", []string{"sip:b1@h", "sip:b2@h"}, newTestID(), now, nil)
 		if err != nil || n != 2 {
 			t.Fatalf("AssignMessageDevices = %d, %v; want 2 due", n, err)
 		}
@@ -282,6 +283,162 @@ func TestTakeDueDeliveriesOnce(t *testing.T) {
 			if k != 1 {
 				t.Errorf("%s taken %d times", id, k)
 			}
+		}
+	})
+}
+
+// TestAssignMessageDevicesStaleBindings: the user's messages follow the
+// bindings the user has now. A delivery queued for a binding that no
+// longer exists goes to a current device without the message (keeping its
+// id, the Call-ID, and its attempts) or, when every current device has one,
+// is retired; a binding gone that was delivered the message stands for one
+// new device (that phone has it already); nothing changes without devices.
+func TestAssignMessageDevicesStaleBindings(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := testContext(t)
+		now := time.Now().Truncate(time.Microsecond)
+		// m1: alice's phone answered 480 at its old Contact.
+		if _, err := s.InsertMessage(ctx, testMessage("m1", now), []MessageDelivery{
+			{ID: "d1", User: "alice", Device: "sip:alice@10.0.0.1:5060", Next: now},
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		due, err := s.TakeDueDeliveries(ctx, now, time.Minute, 10)
+		if err != nil || len(due) != 1 {
+			t.Fatalf("due %+v, %v", due, err)
+		}
+		if _, _, err := s.RecordMessageAttempt(ctx, "d1", due[0].Delivery.Claim, MessageAttempt{At: now, Status: 480, Error: "480"},
+			MessageQueued, now.Add(time.Hour), nil); err != nil {
+			t.Fatal(err)
+		}
+		// m2: the desk phone has it; the mobile's old binding is queued; a
+		// delivery still waits for a device too.
+		if _, err := s.InsertMessage(ctx, testMessage("m2", now), []MessageDelivery{
+			{ID: "e1", User: "alice", Device: "sip:alice@10.0.0.9:5060", Next: now.Add(time.Hour)},
+			{ID: "e2", User: "alice", Device: "sip:alice@10.0.0.1:5060", Next: now.Add(time.Hour)},
+			{ID: "e3", User: "alice", Device: "", Next: now.Add(time.Hour)},
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.inTx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE message_deliveries SET state = 'delivered' WHERE id = 'e1'`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := s.AssignMessageDevices(ctx, "acme", "alice", nil, newTestID(), now, nil); err != nil || n != 0 {
+			t.Fatalf("no devices: %d, %v; want nothing changed", n, err)
+		}
+		// The mobile is back under a new Contact; the desk is gone (its
+		// binding expired) and is now at a new Contact too.
+		devices := []string{"sip:alice@10.0.0.2:5060", "sip:alice@10.0.0.8:5060"}
+		n, err := s.AssignMessageDevices(ctx, "acme", "alice", devices, newTestID(), now, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		states := func(id string) map[string]string {
+			m, err := s.Message(ctx, "acme", id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]string{}
+			for _, d := range m.Deliveries {
+				out[d.ID] = fmt.Sprintf("%s %s %d", d.State, d.Device, d.Attempts)
+			}
+			return out
+		}
+		// m1: d1 moved to the first new device, which is not given the
+		// message twice; the second new device gets its own.
+		if got := fmt.Sprint(states("m1")); got != "map[d1:queued sip:alice@10.0.0.2:5060 1 new-1:queued sip:alice@10.0.0.8:5060 0]" {
+			t.Errorf("m1 deliveries %s", got)
+		}
+		// m2: the waiting one and the stale queued one go to the two new
+		// devices... the waiting first; e1 (delivered, binding gone) is
+		// not used, as both devices got one of the others.
+		if got := fmt.Sprint(states("m2")); got != "map[e1:delivered sip:alice@10.0.0.9:5060 0 e2:queued sip:alice@10.0.0.8:5060 0 e3:queued sip:alice@10.0.0.2:5060 0]" {
+			t.Errorf("m2 deliveries %s", got)
+		}
+		if n != 4 {
+			t.Errorf("%d due, want 4", n)
+		}
+		// Only one device now: the other deliveries of queued messages for
+		// a binding gone are retired, except where the binding gone was
+		// delivered the message (m2: e1 stands for the device... which has
+		// e3 already, so e2 is retired).
+		if _, err := s.AssignMessageDevices(ctx, "acme", "alice", devices[:1], newTestID(), now, nil); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(states("m1")); got != "map[d1:queued sip:alice@10.0.0.2:5060 1 new-1:retired sip:alice@10.0.0.8:5060 0]" {
+			t.Errorf("m1 after the second device left: %s", got)
+		}
+		if got := fmt.Sprint(states("m2")); got != "map[e1:delivered sip:alice@10.0.0.9:5060 0 e2:retired sip:alice@10.0.0.8:5060 0 e3:queued sip:alice@10.0.0.2:5060 0]" {
+			t.Errorf("m2 after the second device left: %s", got)
+		}
+		// bob's desk phone was delivered m3 and comes back under a new
+		// Contact while his mobile (still registered) has yet to get it:
+		// the desk is not sent m3 again.
+		if _, err := s.InsertMessage(ctx, testMessage("m3", now), []MessageDelivery{
+			{ID: "f1", User: "bob", Device: "sip:bob@10.0.0.3:5060", Next: now},
+			{ID: "f2", User: "bob", Device: "sip:bob@10.0.0.4:5060", Next: now.Add(time.Hour)},
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		due, err = s.TakeDueDeliveries(ctx, now, time.Minute, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var events []string
+		for _, d := range due {
+			if d.Delivery.ID != "f1" {
+				continue
+			}
+			if _, _, err := s.RecordMessageAttempt(ctx, "f1", d.Delivery.Claim, MessageAttempt{At: now, Status: 200}, MessageDelivered, now, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := s.AssignMessageDevices(ctx, "acme", "bob", []string{"sip:bob@10.0.0.5:5060", "sip:bob@10.0.0.4:5060"}, newTestID(), now,
+			func(m *Message) []Event {
+				events = append(events, m.ID+" "+m.State)
+				return nil
+			}); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(states("m3")); got != "map[f1:delivered sip:bob@10.0.0.3:5060 1 f2:queued sip:bob@10.0.0.4:5060 0]" {
+			t.Errorf("m3: %s", got)
+		}
+		if len(events) != 0 {
+			t.Errorf("events %v: no message's state changed", events)
+		}
+		// A message whose last queued delivery is retired while the
+		// others failed has failed: its event is made with it.
+		if _, err := s.InsertMessage(ctx, testMessage("m4", now), []MessageDelivery{
+			{ID: "g1", User: "carol", Device: "sip:carol@10.0.0.6:5060", Next: now.Add(time.Hour)},
+			{ID: "g2", User: "carol", Device: "sip:carol@10.0.0.7:5060", Next: now.Add(time.Hour)},
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.inTx(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `UPDATE message_deliveries SET state = 'failed' WHERE id = 'g1'`)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.AssignMessageDevices(ctx, "acme", "carol", []string{"sip:carol@10.0.0.6:5060"}, newTestID(), now,
+			func(m *Message) []Event {
+				events = append(events, m.ID+" "+m.State)
+				return []Event{{ID: "ev-" + m.ID, Account: m.Account, Type: "message." + m.State, Created: now, Body: []byte(`{}`)}}
+			}); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(events); got != "[m4 failed]" {
+			t.Errorf("events %s; want m4 failed", got)
+		}
+		if m, _ := s.Message(ctx, "acme", "m4"); m == nil || m.State != MessageFailed {
+			t.Errorf("m4 = %+v", m)
+		}
+		evs, _ := s.QueuedEvents(ctx, "acme", 10)
+		if len(evs) != 1 || evs[0].Type != "message.failed" {
+			t.Errorf("queued events %+v", evs)
 		}
 	})
 }
