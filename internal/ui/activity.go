@@ -160,9 +160,14 @@ func (u *UI) try(w http.ResponseWriter, r *http.Request, s *session) {
 			f.apply(res.Problem(), tryFields)
 		}
 	}
-	var nums map[string]any
-	_, _ = u.get(r, s, "/numbers", &nums)
-	u.render(w, r, s, http.StatusOK, "try", pageData{Title: "Try a call", Form: f, Data: map[string]any{"Result": ex, "Numbers": sortedKeys(nums)}})
+	// Suggestions for the number field: the first page of the account's
+	// numbers matching what is typed (the field takes any number).
+	rows, _, _, _, _ := u.numbersPage(r, s, f.V("number"), "", 100)
+	var nums []string
+	for _, n := range rows {
+		nums = append(nums, n.Name)
+	}
+	u.render(w, r, s, http.StatusOK, "try", pageData{Title: "Try a call", Form: f, Data: map[string]any{"Result": ex, "Numbers": nums}})
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -2,8 +2,10 @@ package ui_test
 
 import (
 	"context"
+	"html"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -138,7 +140,17 @@ func TestManyNumbers(t *testing.T) {
 	if n := strings.Count(body, `<a href="/numbers/`); n != 50 {
 		t.Errorf("%d numbers on the first page", n)
 	}
+	// The next page, through the API's cursor.
+	m := regexp.MustCompile(`href="(/numbers\?[^"]*cursor=[^"]*)">Next page`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatal("no next page link")
+	}
+	_, body = b.get(html.UnescapeString(m[1]))
+	contains(t, body, "51–100 of 10003")
+	contains(t, body, `<a href="/numbers/&#43;34920000047">`)
 	_, body = b.get("/numbers?q=%2B34920000123")
+	contains(t, body, "1–1 of 1")
+	_, body = b.get("/numbers?q=0000123")
 	contains(t, body, "1–1 of 1")
 }
 

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -390,34 +391,60 @@ type numberRow struct {
 	N    config.Number
 }
 
+// numbersPage reads one page of the account's numbers from the API
+// (GET numbers?q=&limit=&cursor=): the numbers in order, how many match,
+// and the next page's cursor ("" on the last page).
+func (u *UI) numbersPage(r *http.Request, s *session, q, cursor string, limit int) ([]numberRow, int, string, *apiResult, error) {
+	v := url.Values{"q": {q}, "limit": {strconv.Itoa(limit)}}
+	if cursor != "" {
+		v.Set("cursor", cursor)
+	}
+	var page map[string]config.Number
+	res, err := u.get(r, s, "/numbers?"+v.Encode(), &page)
+	if err != nil {
+		return nil, 0, "", res, err
+	}
+	rows := make([]numberRow, 0, len(page))
+	for _, n := range sortedNamed(page) {
+		rows = append(rows, numberRow{Name: n.Name, N: n.V})
+	}
+	total, _ := strconv.Atoi(res.Header.Get("X-Total-Count"))
+	next := ""
+	if m := nextLink.FindStringSubmatch(res.Header.Get("Link")); m != nil {
+		if lu, err := url.Parse(m[1]); err == nil {
+			next = lu.Query().Get("cursor")
+		}
+	}
+	return rows, total, next, res, nil
+}
+
+var nextLink = regexp.MustCompile(`<([^>]*)>;\s*rel="next"`)
+
+// numbers lists the numbers a page at a time: the API searches and pages
+// them, so an account of 10,000 is never read whole. at is the page's
+// position, for the "51–100 of N" line.
 func (u *UI) numbers(w http.ResponseWriter, r *http.Request, s *session) {
-	var all map[string]config.Number
-	if res, err := u.get(r, s, "/numbers", &all); err != nil {
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	cursor := r.URL.Query().Get("cursor")
+	at, _ := strconv.Atoi(r.URL.Query().Get("at"))
+	if cursor == "" || at < 0 {
+		at = 0
+	}
+	rows, total, next, res, err := u.numbersPage(r, s, q, cursor, pageSize)
+	if err != nil {
+		if res != nil && res.Status == http.StatusBadRequest { // a stale or forged cursor: the first page
+			http.Redirect(w, r, "/numbers?"+url.Values{"q": {q}}.Encode(), http.StatusSeeOther)
+			return
+		}
 		u.fail(w, r, s, "Numbers", res, err)
 		return
 	}
-	q := strings.TrimSpace(r.URL.Query().Get("q"))
-	keys := make([]string, 0, len(all))
-	for k, n := range all {
-		if q == "" || strings.Contains(k, q) || strings.Contains(n.Extension, q) || strings.Contains(n.Location, q) || slices.Contains(n.Tags, q) {
-			keys = append(keys, k)
-		}
+	d := map[string]any{"Rows": rows, "Q": q, "Total": total, "From": at + 1, "To": at + len(rows)}
+	if cursor != "" {
+		d["First"] = "/numbers?" + url.Values{"q": {q}}.Encode()
 	}
-	slices.Sort(keys)
-	pg, _ := strconv.Atoi(r.URL.Query().Get("page"))
-	pg = max(pg, 1)
-	from := min((pg-1)*pageSize, len(keys))
-	to := min(from+pageSize, len(keys))
-	rows := make([]numberRow, 0, to-from)
-	for _, k := range keys[from:to] {
-		rows = append(rows, numberRow{Name: k, N: all[k]})
-	}
-	d := map[string]any{"Rows": rows, "Q": q, "Total": len(keys), "Page": pg, "From": from + 1, "To": to}
-	if pg > 1 {
-		d["Prev"] = "/numbers?" + url.Values{"q": {q}, "page": {strconv.Itoa(pg - 1)}}.Encode()
-	}
-	if to < len(keys) {
-		d["Next"] = "/numbers?" + url.Values{"q": {q}, "page": {strconv.Itoa(pg + 1)}}.Encode()
+	if next != "" {
+		d["Next"] = "/numbers?" + url.Values{"q": {q}, "cursor": {next}, "at": {strconv.Itoa(at + len(rows))}}.Encode()
 	}
 	u.render(w, r, s, http.StatusOK, "numbers", pageData{Title: "Numbers", Data: d})
 }
