@@ -3,7 +3,9 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/switchboard/switchboard/internal/events"
@@ -267,4 +270,109 @@ func TestMessagesTwoNodes(t *testing.T) {
 	if len(page.Messages) != 2*n {
 		t.Errorf("%d delivered messages, want %d", len(page.Messages), 2*n)
 	}
+}
+
+// refusingTrunk is a carrier's SIP side that answers every MESSAGE 403
+// Forbidden; it returns its address and the MESSAGEs it got.
+func refusingTrunk(t *testing.T) (string, chan *sip.Request) {
+	t.Helper()
+	uc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("refusing-trunk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ua.Close(); uc.Close() })
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *sip.Request, 8)
+	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, sip.StatusForbidden, "Forbidden", nil))
+		select {
+		case got <- req:
+		default:
+		}
+	})
+	go func() { _ = srv.ServeUDP(uc) }()
+	return uc.LocalAddr().String(), got
+}
+
+// TestMessageFailedWebhook: alice's SMS to an external number, which the
+// carrier refuses (403): the message fails at once, and message.failed,
+// about it and in state failed, reaches the account's webhook receiver
+// signed with the secret the API rotated to, after message.received.
+func TestMessageFailedWebhook(t *testing.T) {
+	nodetest.EachDB(t, func(t *testing.T, db string) {
+		type hook struct {
+			p         events.Payload
+			body, sig string
+		}
+		hooks := make(chan hook, 16)
+		recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			b, _ := io.ReadAll(r.Body)
+			var p events.Payload
+			if json.Unmarshal(b, &p) == nil && strings.HasPrefix(p.Type, "message.") {
+				hooks <- hook{p, string(b), r.Header.Get(events.SignatureHeader)}
+			}
+			w.WriteHeader(http.StatusNoContent)
+		}))
+		defer recv.Close()
+		trunk, trunkGot := refusingTrunk(t)
+		doc := strings.Replace(smsDoc, "WEBHOOK", recv.URL+"/hook", 1)
+		doc = strings.Replace(doc, `address: "sip:127.0.0.3:5060"`, `address: "sip:`+trunk+`"`, 1)
+		srv := nodetest.Run(t, doc, nodetest.Options{DB: db, TTS: stubTTS{}})
+		c := newClient(t, srv, "acme", "sms-failed", false, 1)
+		var rot struct{ Secret string }
+		want(t, c.do("POST", "/acme/webhook/secret", nil), 200).decode(t, &rot)
+		alice := userPhone(t, srv, "alice", alicePW, testphone.Behavior{})
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if code, err := alice.SendMessage(ctx, "sip:+34600000003@"+srv.SIPAddr, "refused by the carrier", testphone.DialOptions{}); code != 202 {
+			t.Fatalf("alice's MESSAGE: %d, %v; want 202", code, err)
+		}
+		select {
+		case req := <-trunkGot:
+			if req.From().Address.User != "+34910000001" || req.Recipient.User != "+34600000003" {
+				t.Errorf("the trunk got a MESSAGE from %s to %s", req.From().Address.String(), req.Recipient.String())
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the trunk got no MESSAGE")
+		}
+		var types []string
+		var failed struct {
+			ID, State, Direction, From, To, Body string
+		}
+		for failed.ID == "" {
+			select {
+			case h := <-hooks:
+				types = append(types, h.p.Type)
+				if err := events.Verify(h.sig, []byte(h.body), [][]byte{[]byte(rot.Secret)}, time.Now(), time.Minute); err != nil {
+					t.Errorf("%s: signature %q does not verify with the rotated secret: %v", h.p.Type, h.sig, err)
+				}
+				if h.p.Type == "message.failed" {
+					if err := json.Unmarshal(h.p.Data, &failed); err != nil || failed.ID == "" {
+						t.Fatalf("message.failed data %s: %v", h.p.Data, err)
+					}
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no message.failed within 10 s; got %v", types)
+			}
+		}
+		if fmt.Sprint(types) != "[message.received message.failed]" {
+			t.Errorf("events %v; want message.received, then message.failed", types)
+		}
+		var m messageOut
+		want(t, c.do("GET", "/acme/messages/"+failed.ID, nil), 200).decode(t, &m)
+		if failed.State != "failed" || m.State != "failed" || failed.Direction != "outbound" || failed.From != "+34910000001" ||
+			failed.To != "+34600000003" || failed.Body != "refused by the carrier" {
+			t.Errorf("message.failed data %+v; the message is %s", failed, m.State)
+		}
+		if len(m.Deliveries) != 1 || m.Deliveries[0].Attempts != 1 || m.Deliveries[0].Log[0].Status != 403 {
+			t.Errorf("deliveries %+v; want one attempt, answered 403", m.Deliveries)
+		}
+	})
 }
