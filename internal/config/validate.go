@@ -95,8 +95,13 @@ func (v *validator) account() {
 	d := v.doc
 	if d.Account == "" {
 		v.add("account", "required")
-	} else if !validName(d.Account) {
-		v.add("account", "%q is not a valid account name (letters, digits, '-', '_', '.')", d.Account)
+	} else if msg := nameProblem(d.Account); msg != "" {
+		v.add("account", "%q is not a safe account name: %s", d.Account, msg)
+	}
+	if d.Domain != "" {
+		if msg := domainProblem(d.Domain); msg != "" {
+			v.add("domain", "%q is not a SIP domain: %s", d.Domain, msg)
+		}
 	}
 	switch d.Defaults.CallerID {
 	case "", "default", "original", "service", "called", "hidden":
@@ -132,8 +137,8 @@ func (v *validator) names() {
 	check := func(section string, names []string) {
 		for _, n := range names {
 			p := key(section, n)
-			if !validName(n) {
-				v.add(p, "%q is not a valid name (letters, digits, '-', '_', '.')", n)
+			if msg := nameProblem(n); msg != "" {
+				v.add(p, "%q is not a safe name: %s", n, msg)
 				continue
 			}
 			if prev, ok := owner[n]; ok {
@@ -151,18 +156,18 @@ func (v *validator) names() {
 	check("faxes", sortedKeys(d.Faxes))
 
 	for _, n := range sortedKeys(d.Trunks) {
-		if !validName(n) {
-			v.add(key("trunks", n), "%q is not a valid name", n)
+		if msg := nameProblem(n); msg != "" {
+			v.add(key("trunks", n), "%q is not a safe name: %s", n, msg)
 		}
 	}
 	for _, n := range sortedKeys(d.Prompts) {
-		if !validName(n) {
-			v.add(key("prompts", n), "%q is not a valid name", n)
+		if msg := nameProblem(n); msg != "" {
+			v.add(key("prompts", n), "%q is not a safe name: %s", n, msg)
 		}
 	}
 	for _, n := range sortedKeys(d.Locations) {
-		if !validName(n) {
-			v.add(key("locations", n), "%q is not a valid name", n)
+		if msg := nameProblem(n); msg != "" {
+			v.add(key("locations", n), "%q is not a safe name: %s", n, msg)
 		}
 	}
 
@@ -686,4 +691,69 @@ func ParseLevel(s string) (Level, error) {
 		}
 	}
 	return 0, fmt.Errorf("%q is not one of none, low, medium, high", s)
+}
+
+// MaxNameLength is the longest account or object name.
+const MaxNameLength = 64
+
+// nameProblem says why s is not a safe name, or returns "". Names end up
+// in file paths (recordings/ACCOUNT/voicemail/USER), URLs
+// (/api/v1/ACCOUNT/...) and SIP URIs, so they are 1-64 characters of
+// letters, digits, '-', '_' and '.', neither starting with '.' nor
+// holding "..": no path separator, NUL, control character or space, and
+// never "." or "..".
+func nameProblem(s string) string {
+	switch {
+	case s == "":
+		return "empty"
+	case len(s) > MaxNameLength:
+		return fmt.Sprintf("longer than %d characters", MaxNameLength)
+	case s[0] == '.':
+		return "starts with '.'"
+	case strings.Contains(s, ".."):
+		return `contains ".."`
+	}
+	for _, c := range s {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_', c == '.':
+		case c == '/' || c == '\\':
+			return "contains a path separator"
+		case c < 0x20 || c == 0x7f:
+			return "contains a control character"
+		default:
+			return fmt.Sprintf("contains %q (only letters, digits, '-', '_' and '.')", c)
+		}
+	}
+	return ""
+}
+
+// SafeName reports whether s is a safe account or object name (see
+// docs/security.md): what validation accepts as a name.
+func SafeName(s string) bool { return nameProblem(s) == "" }
+
+// domainProblem says why s is not a host name or IP address usable as an
+// account's SIP domain, or returns "".
+func domainProblem(s string) string {
+	if len(s) > 253 {
+		return "longer than 253 characters"
+	}
+	if _, err := netip.ParseAddr(strings.Trim(s, "[]")); err == nil {
+		return ""
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" {
+			return "has an empty label"
+		}
+		if len(label) > 63 {
+			return "has a label longer than 63 characters"
+		}
+		for _, c := range label {
+			switch {
+			case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-', c == '_':
+			default:
+				return fmt.Sprintf("contains %q (only letters, digits, '-', '_' and '.')", c)
+			}
+		}
+	}
+	return ""
 }
