@@ -1,9 +1,13 @@
 package config_test
 
 import (
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/switchboard/switchboard/internal/config"
 )
@@ -104,6 +108,55 @@ func TestUnsafeDomain(t *testing.T) {
 		d.Domain = dom
 		if err := d.Validate(""); err != nil {
 			t.Errorf("domain %q refused: %v", dom, err)
+		}
+	}
+}
+
+// TestPromptFileKinds: a prompt file must be a regular RIFF/WAVE file;
+// a named pipe is refused at once (opening it would block until a writer
+// came), and so are a device, a directory and a file over the size limit.
+// (The full WAV decode runs when package prompt is linked in: see
+// internal/prompt's TestValidateDecodesPrompts.)
+func TestPromptFileKinds(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pipe.wav")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big.wav")
+	f, err := os.Create(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("RIFF\x00\x00\x00\x00WAVE")
+	if err := f.Truncate(config.MaxPromptFileSize + 1); err != nil { // sparse
+		t.Fatal(err)
+	}
+	f.Close()
+	text := filepath.Join(dir, "notes.wav")
+	if err := os.WriteFile(text, []byte("this is not audio"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ file, want string }{
+		{fifo, "not a regular file (a named pipe)"},
+		{"/dev/zero", "not a regular file (a character device)"},
+		{dir, "not a regular file (a directory)"},
+		{big, "larger than"},
+		{text, "not a RIFF/WAVE file"},
+		{filepath.Join(dir, "missing.wav"), "no such file"},
+	} {
+		d := baseDoc(t)
+		d.Prompts["hold"] = config.Prompt{File: tc.file}
+		done := make(chan error, 1)
+		go func() { done <- d.Validate("") }()
+		select {
+		case err := <-done:
+			fields := config.Fields(err)
+			if len(fields) != 1 || fields[0].Path != "prompts.hold.file" || !strings.Contains(fields[0].Msg, tc.want) {
+				t.Errorf("%s: %v, want prompts.hold.file: ...%s", tc.file, err, tc.want)
+			}
+		case <-time.After(3 * time.Second):
+			t.Fatalf("validating a prompt file %s hung", tc.file)
 		}
 	}
 }

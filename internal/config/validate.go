@@ -3,12 +3,16 @@ package config
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
 )
 
 // FieldError is one validation problem at a path such as
@@ -282,14 +286,11 @@ func (v *validator) prompts() {
 			if !filepath.IsAbs(path) && v.baseDir != "" {
 				path = filepath.Join(v.baseDir, path)
 			}
-			f, err := os.Open(path)
-			if err == nil {
-				var b [1]byte
-				_, err = f.Read(b[:])
-				f.Close()
-			}
+			data, err := ReadPromptFile(path)
 			if err != nil {
 				v.add(p+".file", "unreadable prompt file %q: %v", pr.File, unwrapPathError(err))
+			} else if err := checkPromptAudio(data); err != nil {
+				v.add(p+".file", "prompt file %q is not audio Switchboard can play: %v", pr.File, err)
 			}
 		}
 	}
@@ -756,4 +757,102 @@ func domainProblem(s string) string {
 		}
 	}
 	return ""
+}
+
+// Limits of ReadPromptFile.
+const (
+	// MaxPromptFileSize is the largest prompt file accepted (32 MiB: three
+	// minutes of 44.1 kHz 16-bit stereo, over half an hour at 8 kHz).
+	MaxPromptFileSize = 32 << 20
+	// PromptReadTimeout bounds reading one prompt file, so that a file on
+	// a stuck network mount cannot hang validation or a reload.
+	PromptReadTimeout = 5 * time.Second
+)
+
+// Sentinel errors of ReadPromptFile.
+var (
+	ErrNotRegularFile = errors.New("not a regular file")
+	ErrPromptTooLarge = fmt.Errorf("larger than %d bytes", MaxPromptFileSize)
+	ErrPromptTimeout  = fmt.Errorf("not read within %s", PromptReadTimeout)
+)
+
+// ReadPromptFile reads a prompt file whole: a regular file only (a named
+// pipe, a device such as /dev/zero, a directory or a socket is refused
+// before anything is read: opening never blocks), of at most
+// MaxPromptFileSize bytes, read within PromptReadTimeout.
+func ReadPromptFile(path string) ([]byte, error) {
+	// O_NONBLOCK: opening a FIFO for reading blocks until a writer comes.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%w (%s)", ErrNotRegularFile, fileKind(fi.Mode()))
+	}
+	if fi.Size() > MaxPromptFileSize {
+		f.Close()
+		return nil, ErrPromptTooLarge
+	}
+	type result struct {
+		data []byte
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, MaxPromptFileSize+1))
+		done <- result{data, err}
+	}()
+	t := time.NewTimer(PromptReadTimeout)
+	defer t.Stop()
+	select {
+	case r := <-done:
+		if r.err == nil && len(r.data) > MaxPromptFileSize {
+			r.err = ErrPromptTooLarge // it grew while being read
+		}
+		return r.data, r.err
+	case <-t.C:
+		return nil, ErrPromptTimeout
+	}
+}
+
+func fileKind(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a device"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	}
+	return m.Type().String()
+}
+
+// promptDecoder checks a prompt file's bytes at validation time; package
+// prompt installs the full WAV decoder (config cannot import media).
+var promptDecoder atomic.Pointer[func([]byte) error]
+
+// SetPromptDecoder makes validation check every prompt file with decode,
+// which returns why the bytes are not playable audio. Package prompt calls
+// it with its WAV decoder; without it a file must at least be RIFF/WAVE.
+func SetPromptDecoder(decode func([]byte) error) { promptDecoder.Store(&decode) }
+
+func checkPromptAudio(data []byte) error {
+	if d := promptDecoder.Load(); d != nil {
+		return (*d)(data)
+	}
+	if len(data) < 12 || string(data[:4]) != "RIFF" || string(data[8:12]) != "WAVE" {
+		return errors.New("not a RIFF/WAVE file")
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -76,7 +77,7 @@ func loadOne(ctx context.Context, p config.Prompt, baseDir string, tts TTS) ([]i
 		if !filepath.IsAbs(path) && baseDir != "" {
 			path = filepath.Join(baseDir, path)
 		}
-		s, err := media.LoadWAV(path)
+		s, err := loadFile(path)
 		return s, "file", err
 	case p.Say != "":
 		if tts == nil {
@@ -86,6 +87,32 @@ func loadOne(ctx context.Context, p config.Prompt, baseDir string, tts TTS) ([]i
 		return s, "say", err
 	}
 	return nil, "", errors.New("needs a file or a say text")
+}
+
+func init() {
+	// validate (config) checks prompt files with the decoder that plays them.
+	config.SetPromptDecoder(func(data []byte) error {
+		_, err := media.DecodeWAV(data)
+		return err
+	})
+}
+
+// loadFile reads a prompt file as config.ReadPromptFile does (a regular
+// file under its size limit, within its deadline) and decodes it.
+func loadFile(path string) ([]int16, error) {
+	data, err := config.ReadPromptFile(path)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return nil, err // names the path already
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	s, err := media.DecodeWAV(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
 }
 
 // fieldPath formats prompts.NAME.field the way config's validation does:
