@@ -389,9 +389,13 @@ func writeFile(t *testing.T, path, content string) {
 func TestValidateFile(t *testing.T) {
 	dir := t.TempDir()
 	other := t.TempDir()
-	// Validation only checks that a prompt file is readable: any bytes do.
-	writeFile(t, filepath.Join(dir, "audio", "hello.wav"), "RIFF")
-	writeFile(t, filepath.Join(other, "abs.wav"), "RIFF")
+	// Validation decodes each prompt file: a real WAV passes.
+	wav, err := os.ReadFile(filepath.Join("..", "prompt", "builtin", "please-hold.wav"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "audio", "hello.wav"), string(wav))
+	writeFile(t, filepath.Join(other, "abs.wav"), string(wav))
 	abs := filepath.Join(other, "abs.wav")
 	valid := `
 account: acme

@@ -89,15 +89,14 @@ func TestBadPromptsAndDTMFFloodsKeepCallsUp(t *testing.T) {
 	dir := t.TempDir()
 	broken := filepath.Join(dir, "broken.wav")
 	vanished := filepath.Join(dir, "vanished.wav")
-	if err := os.WriteFile(broken, []byte("RIFF\x24\x00\x00\x00WAVEfmt garbage that is not a format chunk"), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	good, err := os.ReadFile(filepath.Join(builtinDir(t), "please-hold.wav"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(vanished, good, 0o644); err != nil {
-		t.Fatal(err)
+	for _, f := range []string{broken, vanished} {
+		if err := os.WriteFile(f, good, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -118,7 +117,12 @@ numbers:
   "+34910000001": { extension: brk }
   "+34910000002": { extension: menu }
 `, broken, vanished)
+	// Both files are valid WAVs when the configuration is validated; then
+	// one is overwritten with garbage and the other removed.
 	h := startServer(t, doc, harnessOptions{beforeStart: func() {
+		if err := os.WriteFile(broken, []byte("RIFF\x24\x00\x00\x00WAVEfmt garbage that is not a format chunk"), 0o644); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.Remove(vanished); err != nil {
 			t.Fatal(err)
 		}
