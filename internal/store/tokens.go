@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
@@ -76,9 +77,18 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) 
 	if secret == "" {
 		return Token{}, fmt.Errorf("check token: %w", ErrNotFound)
 	}
+	// The lookup is by the secret's SHA-256, so its timing says nothing
+	// usable about the secret; the stored hash is compared again in
+	// constant time so that no collation or index quirk of a database can
+	// let a near match through.
+	hash := hashToken(secret)
+	var stored string
 	row := s.db.QueryRowContext(ctx,
-		`SELECT `+tokenColumns+` FROM api_tokens WHERE token_hash = $1`, hashToken(secret))
-	t, err := scanToken(row)
+		`SELECT token_hash, `+tokenColumns+` FROM api_tokens WHERE token_hash = $1`, hash)
+	t, err := scanToken(withFirst{row, &stored})
+	if err == nil && subtle.ConstantTimeCompare([]byte(stored), []byte(hash)) != 1 {
+		err = sql.ErrNoRows
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		err = ErrNotFound
 	}
@@ -87,6 +97,14 @@ func (s *Store) Authenticate(ctx context.Context, secret string) (Token, error) 
 	}
 	return t, nil
 }
+
+// withFirst scans one column before those of its scanner's caller.
+type withFirst struct {
+	r     scanner
+	first any
+}
+
+func (w withFirst) Scan(dest ...any) error { return w.r.Scan(append([]any{w.first}, dest...)...) }
 
 // CheckToken returns the account a token is bound to, or admin for an admin
 // token; ErrNotFound for an unknown token.
