@@ -3,8 +3,10 @@ package call
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/config"
@@ -24,8 +26,11 @@ type recording struct {
 // recording_notice is played to both sides when it starts.
 func (c *call) startRecording(ctx context.Context, br *media.Bridge, ext *config.Extension) {
 	if c.recorder == nil {
-		dir := filepath.Join(c.e.cfg.Recordings, c.rec.Account)
-		path := filepath.Join(dir, c.rec.ID+".wav")
+		dir, path, err := recordingPath(c.e.cfg.Recordings, c.rec.ID+".wav", c.rec.Account)
+		if err != nil {
+			c.tracef("recording: %v", err)
+			return
+		}
 		if err := os.MkdirAll(dir, 0o750); err != nil {
 			c.tracef("recording: %v", err)
 			return
@@ -70,6 +75,31 @@ func (c *call) closeRecording() {
 	c.emit(EventRecording, c.rec.AnsweredBy, "")
 }
 
+// errUnsafePath refuses a recording path that a name would move out of
+// the recordings directory.
+var errUnsafePath = errors.New("unsafe recording path")
+
+// recordingPath joins the recordings directory base, the directories dirs
+// (account, "voicemail", user) and the file name, and returns the file's
+// directory and path. Each element must be one plain path component (no
+// separator, NUL, "." or ".."), and the result must stay under base: names
+// come from configuration (validated as config.SafeName, but a document
+// stored before that rule is not) and must never write elsewhere.
+func recordingPath(base, file string, dirs ...string) (dir, path string, err error) {
+	for _, e := range append(dirs, file) {
+		if e == "" || e == "." || e == ".." || strings.ContainsAny(e, "/\\\x00") {
+			return "", "", fmt.Errorf("%w: %q is not a plain file name", errUnsafePath, e)
+		}
+	}
+	dir = filepath.Join(append([]string{base}, dirs...)...)
+	path = filepath.Join(dir, file)
+	rel, err := filepath.Rel(filepath.Clean(base), path)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", "", fmt.Errorf("%w: %s is not inside %s", errUnsafePath, path, base)
+	}
+	return dir, path, nil
+}
+
 // MaxVoicemail is the longest message a caller may leave (SPEC §3).
 const MaxVoicemail = 2 * time.Minute
 
@@ -80,10 +110,11 @@ func (c *call) voicemail(ctx, dctx context.Context, user string) {
 	if !c.answerCaller() {
 		return
 	}
-	dir := filepath.Join(c.e.cfg.Recordings, c.rec.Account, "voicemail", user)
-	path := filepath.Join(dir, c.rec.ID+".wav")
+	dir, path, err := recordingPath(c.e.cfg.Recordings, c.rec.ID+".wav", c.rec.Account, "voicemail", user)
 	var f *os.File
-	err := os.MkdirAll(dir, 0o750)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o750)
+	}
 	if err == nil {
 		f, err = os.Create(path)
 	}
