@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -25,6 +24,9 @@ type serveOptions struct {
 	secret                string
 	recordings            string
 	prompts               string
+	mediaDir              string
+	nodeID                string
+	trustedProxies        string
 	pprof                 bool
 	webhookAllowPrivate   bool
 }
@@ -40,8 +42,11 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.rtpPorts, "rtp-ports", "10000-20000", "RTP port range")
 	fs.DurationVar(&o.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long calls in progress may continue")
 	fs.DurationVar(&o.rtpTimeout, "rtp-timeout", 60*time.Second, "end a call whose RTP stopped for this long")
-	fs.StringVar(&o.recordings, "recordings", filepath.Join("switchboard-data", "recordings"), "directory for call recordings (shared by every node)")
-	fs.StringVar(&o.prompts, "prompts", filepath.Join("switchboard-data", "prompts"), "directory for prompts uploaded through the API (shared by every node)")
+	fs.StringVar(&o.mediaDir, "media-dir", "switchboard-data", "directory shared by every node for recordings, voicemail and uploaded prompts")
+	fs.StringVar(&o.recordings, "recordings", "", "directory for call recordings and voicemail (default: MEDIA-DIR/recordings)")
+	fs.StringVar(&o.prompts, "prompts", "", "directory for prompts uploaded through the API (default: MEDIA-DIR/prompts)")
+	fs.StringVar(&o.nodeID, "node-id", "", "this node's name among those sharing the database, unique and stable across restarts (default: hostname:SIP port)")
+	fs.StringVar(&o.trustedProxies, "trusted-proxy", "", "comma-separated IP addresses of the SIP front proxies (Kamailio) whose X-Switchboard-Source header is believed")
 	fs.StringVar(&o.secret, "secret", os.Getenv("SWITCHBOARD_SECRET"), "digest nonce secret shared by every node ($SWITCHBOARD_SECRET)")
 	fs.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach loopback and private addresses (refused by default: SSRF)")
 	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the HTTP address")
@@ -71,6 +76,17 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 			return fmt.Errorf("%w: --media-ip: %v", errUsage, err)
 		}
 	}
+	var proxies []netip.Addr
+	for _, p := range strings.Split(o.trustedProxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(p)
+		if err != nil {
+			return fmt.Errorf("%w: --trusted-proxy: %q is not an IP address", errUsage, p)
+		}
+		proxies = append(proxies, a.Unmap())
+	}
 	n, err := node.Start(ctx, node.Options{
 		DB:         o.db,
 		SIPAddr:    o.sip,
@@ -84,7 +100,11 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 		Secret:     []byte(o.secret),
 		Recordings: o.recordings,
 		PromptDir:  o.prompts,
+		MediaDir:   o.mediaDir,
+		NodeID:     o.nodeID,
 		Pprof:      o.pprof,
+
+		TrustedProxies: proxies,
 
 		WebhookAllowPrivate: o.webhookAllowPrivate,
 		Log:                 log,

@@ -121,7 +121,7 @@ func toJSON(account string, c *store.CallRecord, withTrace bool) callJSON {
 // callFilter reads the activity filters of the query string.
 func callFilter(r *http.Request) (store.CallFilter, error) {
 	q := r.URL.Query()
-	f := store.CallFilter{Account: r.PathValue("account"), Number: q.Get("number"), Outcome: q.Get("outcome"),
+	f := store.CallFilter{Account: r.PathValue("account"), Ended: true, Number: q.Get("number"), Outcome: q.Get("outcome"),
 		Tag: q.Get("tag"), AnsweredBy: q.Get("answered_by"), Cursor: q.Get("cursor")}
 	if n, ok := routing.NormalizeNumber(f.Number); ok {
 		f.Number = n // the number in any form the number routes accept

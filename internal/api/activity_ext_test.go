@@ -597,7 +597,7 @@ func testCursorStable(t *testing.T, srv *nodetest.Server, c *client) {
 		for range 3 {
 			n++
 			if err := srv.Store.InsertCall(ctx, &store.CallRecord{ID: fmt.Sprintf("new-%03d", n), Account: "acme", Number: "+34910000001",
-				Caller: fmt.Sprintf("+34600999%03d", n), Start: time.Now(), Outcome: "routed"}); err != nil {
+				Caller: fmt.Sprintf("+34600999%03d", n), Start: time.Now(), End: time.Now(), Outcome: "routed"}); err != nil {
 				t.Fatal(err)
 			}
 		}

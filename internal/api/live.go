@@ -16,13 +16,26 @@ import (
 // streams (GET /api/v1/{account}/events): the calls' events and users'
 // registrations. Publishing never blocks: a stream that does not keep up
 // loses events (counted in Dropped), never the call that published them.
+// With a Relay, the events of this node are also handed to the other
+// nodes, and theirs come in through Deliver: every node's streams see the
+// whole cluster.
 type Hub struct {
 	mu     sync.Mutex
 	subs   map[string]map[*stream]struct{}
 	closed chan struct{}
 	seq    atomic.Uint64
+	relay  atomic.Pointer[Relay]
 	// Dropped counts events a slow stream did not take.
 	Dropped atomic.Uint64
+}
+
+// Relay carries a node's live events to the other nodes.
+type Relay struct {
+	// Active says whether another node is there to hear: when none is,
+	// an event nobody here watches is not even encoded.
+	Active func() bool
+	// Send hands one event (its JSON) of account on; it must not block.
+	Send func(account string, event []byte)
 }
 
 type stream struct{ ch chan []byte }
@@ -35,16 +48,47 @@ func NewHub() *Hub {
 	return &Hub{subs: map[string]map[*stream]struct{}{}, closed: make(chan struct{})}
 }
 
-// Publish sends one event to the account's streams.
+// SetRelay makes the hub relay its events to the other nodes.
+func (h *Hub) SetRelay(r Relay) { h.relay.Store(&r) }
+
+// Publish sends one event to the account's streams, and to the other
+// nodes through the relay.
 func (h *Hub) Publish(account, typ string, data any) {
+	r := h.relay.Load()
+	relay := r != nil && r.Active()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	subs := h.subs[account]
-	if len(subs) == 0 {
+	watched := len(h.subs[account]) > 0
+	h.mu.Unlock()
+	if !watched && !relay {
 		return // nobody watches: no encoding either
 	}
 	body, err := json.Marshal(map[string]any{"type": typ, "time": time.Now().UTC(), "data": data})
 	if err != nil {
+		return
+	}
+	if relay {
+		r.Send(account, body)
+	}
+	h.deliver(account, typ, body)
+}
+
+// Deliver sends an event another node published (Relay.Send's) to this
+// node's streams of account.
+func (h *Hub) Deliver(account string, event []byte) {
+	var e struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(event, &e) != nil || e.Type == "" {
+		return
+	}
+	h.deliver(account, e.Type, event)
+}
+
+func (h *Hub) deliver(account, typ string, body []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	subs := h.subs[account]
+	if len(subs) == 0 {
 		return
 	}
 	msg := fmt.Appendf(nil, "id: %d\nevent: %s\ndata: %s\n\n", h.seq.Add(1), typ, body)
@@ -171,6 +215,7 @@ type liveJSON struct {
 	Number string        `json:"number,omitempty"`
 	Caller string        `json:"caller"`
 	Start  time.Time     `json:"start"`
+	Node   string        `json:"node,omitempty"`
 	Legs   []liveLegJSON `json:"legs"`
 }
 
@@ -184,7 +229,7 @@ type liveLegJSON struct {
 func (a *server) liveCalls(w http.ResponseWriter, r *http.Request) {
 	out := []liveJSON{}
 	for _, c := range a.o.Calls.Live(r.PathValue("account")) {
-		j := liveJSON{ID: c.ID, Number: c.Number, Caller: c.Caller, Start: c.Start, Legs: []liveLegJSON{}}
+		j := liveJSON{ID: c.ID, Number: c.Number, Caller: c.Caller, Start: c.Start, Node: c.Node, Legs: []liveLegJSON{}}
 		for _, l := range c.Legs {
 			j.Legs = append(j.Legs, liveLegJSON{Member: l.Member, State: l.State, Since: l.Since})
 		}

@@ -95,7 +95,7 @@ func TestAPICallQuality(t *testing.T) {
 	var recs []*store.CallRecord
 	for i, mos := range []float64{4.41, 3.2, 0, 3.5, 1.9} {
 		r := &store.CallRecord{ID: fmt.Sprintf("mos-%d", i), Account: "acme", Number: "+34910000001", Caller: "+34600000077",
-			Start: base.Add(time.Duration(i) * time.Minute), Outcome: "routed"}
+			Start: base.Add(time.Duration(i) * time.Minute), End: base.Add(time.Duration(i)*time.Minute + time.Second), Outcome: "routed"}
 		if mos > 0 {
 			r.MOS = mos
 			r.Quality = []store.LegQuality{{Leg: "caller", PacketsSent: 100, PacketsReceived: 100, MOS: mos}}

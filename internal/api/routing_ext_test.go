@@ -97,7 +97,7 @@ func waitCall(t testing.TB, srv *nodetest.Server, caller string, since time.Time
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		recs, _, err := srv.Store.ListCalls(context.Background(), store.CallFilter{Account: "acme", Caller: caller, From: since.Add(-time.Millisecond), Limit: 1})
+		recs, _, err := srv.Store.ListCalls(context.Background(), store.CallFilter{Account: "acme", Ended: true, Caller: caller, From: since.Add(-time.Millisecond), Limit: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

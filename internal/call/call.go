@@ -118,9 +118,10 @@ func (c *call) main(ctx context.Context, done chan<- struct{}) {
 		Account: in.Snap.Account(),
 		Start:   time.Now(),
 		Trace:   append([]string(nil), in.Trace...),
+		Node:    e.cfg.Node,
 	}
 	c.log = e.cfg.Log.With("call_id", c.rec.ID, "sip_call_id", callID(in.Req))
-	lc := LiveCall{ID: c.rec.ID, Account: c.rec.Account, Caller: in.CallerID, Start: c.rec.Start}
+	lc := LiveCall{ID: c.rec.ID, Account: c.rec.Account, Caller: in.CallerID, Start: c.rec.Start, Node: e.cfg.Node}
 	if in.Route != nil {
 		lc.Number, lc.Caller = in.Route.Number, in.Route.Caller
 	}
@@ -132,6 +133,11 @@ func (c *call) main(ctx context.Context, done chan<- struct{}) {
 		if t := in.Snap.Target(in.Target); t.Kind == routing.TargetNumber || t.Kind == routing.TargetSIP {
 			c.rec.Direction = store.DirectionOutbound
 		}
+	}
+	// The record is written when the call starts, so that a crash or the
+	// loss of this node leaves it in the database, to be closed there.
+	if err := e.cfg.Records.InsertCall(ctx, &c.rec); err != nil {
+		c.log.Error("write call record", "err", err)
 	}
 	c.emit(EventStarted, "", "")
 	defer c.finish()

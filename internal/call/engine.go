@@ -63,6 +63,8 @@ type Config struct {
 	// Recordings is the directory call recordings are written under, one
 	// folder per account (default ./switchboard-data/recordings).
 	Recordings string
+	// Node names this node in the records of its calls.
+	Node string
 }
 
 // Engine runs every call of one node.

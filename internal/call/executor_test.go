@@ -281,8 +281,14 @@ func (r *recordLog) InsertCall(_ context.Context, rec *store.CallRecord) error {
 	cp.Tags = slices.Clone(rec.Tags)
 	cp.Trace = slices.Clone(rec.Trace)
 	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Written at the start and again at the end: the last write wins, as
+	// in the store.
+	if i := slices.IndexFunc(r.recs, func(x store.CallRecord) bool { return x.ID == cp.ID }); i >= 0 {
+		r.recs[i] = cp
+		return nil
+	}
 	r.recs = append(r.recs, cp)
-	r.mu.Unlock()
 	return nil
 }
 

@@ -49,7 +49,10 @@ type LiveCall struct {
 	Number  string // the called number (empty for a user's call)
 	Caller  string
 	Start   time.Time
-	// Legs are the outbound legs ringing or talking now.
+	// Node is the node the call is on.
+	Node string
+	// Legs are the outbound legs ringing or talking now (known only to
+	// the call's own node).
 	Legs []LiveLeg
 }
 

@@ -247,7 +247,7 @@ func waitEnd(c *testphone.Call) {
 func lastCall(ctx context.Context, recs Records, account string, n int, caller string) (store.CallRecord, error) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		got, _, err := recs.ListCalls(ctx, store.CallFilter{Account: account, Limit: 1000})
+		got, _, err := recs.ListCalls(ctx, store.CallFilter{Account: account, Ended: true, Limit: 1000})
 		if err != nil {
 			return store.CallRecord{}, err
 		}

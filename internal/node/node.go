@@ -14,8 +14,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/switchboard/switchboard/internal/accounts"
@@ -46,10 +48,20 @@ type Options struct {
 	// RingTimeout bounds the ringback of on_failure: tones (default 2 min).
 	RingTimeout time.Duration
 	Secret      []byte // digest nonce secret shared by every node
-	Recordings  string // directory of call recordings
+	Recordings  string // directory of call recordings and voicemail
 	PromptDir   string // where prompts uploaded through the API are written
-	Pprof       bool
-	Log         *slog.Logger
+	// MediaDir, if set, is the directory shared by every node that holds
+	// the recordings and voicemail (MediaDir/recordings) and the uploaded
+	// prompts (MediaDir/prompts), where Recordings and PromptDir are unset.
+	MediaDir string
+	// NodeID names the node among those sharing the database; unique per
+	// process and stable across its restarts (default: hostname:SIP port).
+	NodeID string
+	// TrustedProxies are the front proxies (Kamailio) whose
+	// X-Switchboard-Source header says where a request came from.
+	TrustedProxies []netip.Addr
+	Pprof          bool
+	Log            *slog.Logger
 	// TTS renders say: prompts (default espeak-ng).
 	TTS prompt.TTS
 	// CaptchaRand is the voice captcha's random source (nil: crypto/rand).
@@ -89,8 +101,12 @@ type Node struct {
 	// stopSMS ends the SMS deliveries; smsDone is closed when they have.
 	stopSMS context.CancelFunc
 	smsDone chan struct{}
-	done    chan struct{}
-	err     error
+	// stopCluster ends the heartbeat (the node leaves the cluster);
+	// clusterDone is closed when it has.
+	stopCluster context.CancelFunc
+	clusterDone chan struct{}
+	done        chan struct{}
+	err         error
 }
 
 // Start opens the store, applies the configuration file, loads every
@@ -103,11 +119,15 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if o.HTTPAddr == "" {
 		o.HTTPAddr = "127.0.0.1:8080"
 	}
+	shared := o.MediaDir
+	if shared == "" {
+		shared = "switchboard-data"
+	}
 	if o.Recordings == "" {
-		o.Recordings = filepath.Join("switchboard-data", "recordings")
+		o.Recordings = filepath.Join(shared, "recordings")
 	}
 	if o.PromptDir == "" {
-		o.PromptDir = filepath.Join("switchboard-data", "prompts")
+		o.PromptDir = filepath.Join(shared, "prompts")
 	}
 	n := &Node{o: o, done: make(chan struct{}), hub: api.NewHub()}
 	var cleanup []func()
@@ -146,14 +166,15 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 
 	reg, m := newMetrics()
 	n.SIP, err = sipserver.Listen(sipserver.Config{
-		Accounts:   n.Accounts,
-		Contacts:   n.Store,
-		Log:        o.Log,
-		SIPAddr:    o.SIPAddr,
-		Secret:     o.Secret,
-		Guard:      o.Guard,
-		OnRegister: func(string, string) { m.registrations.Inc() },
-		OnBindings: n.hub.Registration,
+		Accounts:       n.Accounts,
+		Contacts:       n.Store,
+		Log:            o.Log,
+		SIPAddr:        o.SIPAddr,
+		Secret:         o.Secret,
+		Guard:          o.Guard,
+		TrustedProxies: o.TrustedProxies,
+		OnRegister:     func(string, string) { m.registrations.Inc() },
+		OnBindings:     n.hub.Registration,
 	})
 	if err != nil {
 		return nil, err
@@ -193,6 +214,14 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	go func() { defer close(n.dispatchDone); disp.Run(dctx) }()
 	n.stopDispatch = stopDispatch
 	cleanup = append(cleanup, func() { n.records.Close(); stopDispatch(); <-n.dispatchDone })
+	if o.NodeID == "" {
+		host, _ := os.Hostname()
+		o.NodeID = net.JoinHostPort(host, strconv.Itoa(n.SIP.UDPAddr().(*net.UDPAddr).Port))
+	}
+	cl := newCluster(store.Node{ID: o.NodeID, SIPAddr: n.SIP.UDPAddr().String()}, n.Store, n.records, n.hub, o.Log)
+	if err := cl.join(ctx); err != nil {
+		return nil, fmt.Errorf("join the cluster: %w", err)
+	}
 	n.Engine = call.New(call.Config{
 		UA:          n.SIP.DialogUA(),
 		Media:       alloc,
@@ -206,6 +235,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		RingTimeout: o.RingTimeout,
 		Recordings:  o.Recordings,
 		CaptchaRand: o.CaptchaRand,
+		Node:        o.NodeID,
 	})
 	m.gauges(reg, n.Engine)
 	// SMS: MESSAGEs the SIP front accepts are stored and delivered by the
@@ -224,9 +254,14 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("http listen %s: %w", o.HTTPAddr, err)
 	}
 	n.HTTPAddr = hl.Addr()
+	cl.self.HTTPAddr = n.HTTPAddr.String()
+	cctx, stopCluster := context.WithCancel(context.Background())
+	n.stopCluster, n.clusterDone = stopCluster, make(chan struct{})
+	go func() { defer close(n.clusterDone); cl.run(cctx) }()
+	cleanup = append(cleanup, func() { stopCluster(); <-n.clusterDone })
 	n.http = &http.Server{
 		Handler: ui.New(ui.Options{Log: o.Log, API: api.NewHandler(api.Options{Ready: n.SIP.Ready, Metrics: reg, Pprof: o.Pprof,
-			Tokens: n.Store, Calls: n.Engine, Store: n.Store, Accounts: n.Accounts, PromptDir: o.PromptDir, TTS: tts, Hub: n.hub, Log: o.Log})}),
+			Tokens: n.Store, Calls: liveCalls{Engine: n.Engine, st: n.Store, node: o.NodeID, log: o.Log}, Store: n.Store, Accounts: n.Accounts, PromptDir: o.PromptDir, TTS: tts, Hub: n.hub, Log: o.Log})}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	go func() {
@@ -256,6 +291,8 @@ func (n *Node) run(ctx context.Context) {
 	n.stopSMS() // an attempt cut short is tried again after the restart
 	<-n.smsDone
 	n.records.Close() // the drained calls' records and last events reach the database
+	n.stopCluster()
+	<-n.clusterDone
 	n.stopDispatch()
 	<-n.dispatchDone
 	n.stop()

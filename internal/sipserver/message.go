@@ -69,7 +69,7 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	ctx, cancel := context.WithTimeout(context.Background(), messageTimeout)
 	defer cancel()
 	view := s.accts.View()
-	src := registrar.SourceAddr(req)
+	src := s.source(req)
 	if m, ok := view.FromTrunk(src, req.Recipient.User); ok {
 		_, err = msgs.FromTrunk(ctx, m.Account, m.Trunk, in)
 	} else if _, known := view.ByDomain(registrar.RealmOf(req)); !known {

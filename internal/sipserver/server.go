@@ -53,6 +53,9 @@ type Config struct {
 	OnBindings func(account, user string, devices int)
 	// Guard overrides the rate-limit and lockout settings (tests).
 	Guard registrar.GuardConfig
+	// TrustedProxies are the front proxies (Kamailio) whose SourceHeader
+	// says where a request came from.
+	TrustedProxies []netip.Addr
 }
 
 // Server is one node's SIP front: its listeners, the registrar, and the
@@ -184,11 +187,14 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 	gcfg := s.cfg.Guard
 	gcfg.Exempt = func(ip netip.Addr) bool { return s.accts.View().IsTrunk(ip) }
 	gcfg.Logger = s.log
+	if gcfg.Source == nil {
+		gcfg.Source = s.source
+	}
 	s.guard = registrar.NewGuard(gcfg)
 	users := usersFunc(func(domain, username string) (string, string, string, bool) {
 		return s.accts.View().LookupUser(domain, username)
 	})
-	s.auth, err = registrar.NewAuthenticator(registrar.AuthConfig{Users: users, Secret: s.cfg.Secret, Guard: s.guard, Logger: s.log})
+	s.auth, err = registrar.NewAuthenticator(registrar.AuthConfig{Users: users, Secret: s.cfg.Secret, Guard: s.guard, Source: s.source, Logger: s.log})
 	if err != nil {
 		return err
 	}
@@ -277,7 +283,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	view := s.accts.View()
-	src := registrar.SourceAddr(req)
+	src := s.source(req)
 	if m, ok := view.FromTrunk(src, req.Recipient.User); ok {
 		s.fromTrunk(req, tx, m)
 		return
@@ -310,7 +316,7 @@ func (s *Server) fromTrunk(req *sip.Request, tx sip.ServerTransaction, m account
 		CallerName: req.From().DisplayName,
 		Reputation: reputation(req, trunk.ReputationHeader),
 	}
-	trace := []string{fmt.Sprintf("INVITE from trunk %s (%s) for %s", m.Trunk, registrar.SourceAddr(req), called)}
+	trace := []string{fmt.Sprintf("INVITE from trunk %s (%s) for %s", m.Trunk, s.source(req), called)}
 	trace = append(trace, s.accts.Screen(context.Background(), snap.Account(), rreq, true)...)
 	s.engine.Handle(context.Background(), call.Inbound{Req: req, Tx: tx, Snap: snap, Prompts: prompts(m.Account), Route: rreq, Trace: trace})
 }
@@ -361,7 +367,7 @@ func (s *Server) fromUser(req *sip.Request, tx sip.ServerTransaction, a *account
 	doc := snap.Doc()
 	dialled := req.Recipient.User
 	user := doc.Users[id.User]
-	trace := []string{fmt.Sprintf("INVITE from user %s (%s) dialling %q", id.User, registrar.SourceAddr(req), dialled)}
+	trace := []string{fmt.Sprintf("INVITE from user %s (%s) dialling %q", id.User, s.source(req), dialled)}
 	in := call.Inbound{Req: req, Tx: tx, Snap: snap, Prompts: prompts(a), User: id.User, CallerID: user.Extension, CallerName: id.User}
 	if in.CallerID == "" {
 		in.CallerID = id.User

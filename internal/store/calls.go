@@ -55,6 +55,8 @@ type CallRecord struct {
 	// user dialling an external number) or DirectionInternal (a user
 	// dialling inside the account).
 	Direction string
+	// Node is the node that handled the call (a node's --node-id).
+	Node string
 }
 
 // Directions of a call record.
@@ -211,8 +213,8 @@ func insertCall(ctx context.Context, tx *txStmts, c *CallRecord) error {
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO calls (id, account, number, caller, caller_name, start_us, answer_us, end_us,
 			duration_us, outcome, answered_by, hangup_cause, tags, trace, recording, voicemail,
-			recording_us, recording_bytes, voicemail_user, voicemail_heard, quality, mos, extension, direction)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24)
+			recording_us, recording_bytes, voicemail_user, voicemail_heard, quality, mos, extension, direction, node)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)
 		ON CONFLICT (id) DO UPDATE SET
 			number = excluded.number, caller = excluded.caller, caller_name = excluded.caller_name,
 			start_us = excluded.start_us, answer_us = excluded.answer_us, end_us = excluded.end_us,
@@ -223,14 +225,14 @@ func insertCall(ctx context.Context, tx *txStmts, c *CallRecord) error {
 			recording_us = excluded.recording_us, recording_bytes = excluded.recording_bytes,
 			voicemail_user = excluded.voicemail_user,
 			quality = excluded.quality, mos = excluded.mos,
-			extension = excluded.extension, direction = excluded.direction,
+			extension = excluded.extension, direction = excluded.direction, node = excluded.node,
 			voicemail_heard = CASE WHEN excluded.voicemail_heard <> 0 THEN 1 ELSE calls.voicemail_heard END
 		WHERE calls.account = excluded.account`,
 		c.ID, c.Account, c.Number, c.Caller, c.CallerName,
 		micros(c.Start), micros(c.Answer), micros(c.End), c.Duration.Microseconds(),
 		c.Outcome, c.AnsweredBy, c.HangupCause, string(tags), string(trace), c.Recording, c.Voicemail,
 		c.RecordingLength.Microseconds(), c.RecordingBytes, c.VoicemailUser, boolInt(c.VoicemailHeard), quality, mos,
-		c.Extension, c.Direction)
+		c.Extension, c.Direction, c.Node)
 	if err != nil {
 		return err
 	}
@@ -279,7 +281,7 @@ var (
 	callColumnList = []string{"id", "account", "number", "caller", "caller_name", "start_us", "answer_us", "end_us",
 		"duration_us", "outcome", "answered_by", "hangup_cause", "tags", "trace", "recording", "voicemail",
 		"recording_us", "recording_bytes", "voicemail_user", "voicemail_heard"}
-	laterColumnList = []string{"quality", "mos", "extension", "direction"}
+	laterColumnList = []string{"quality", "mos", "extension", "direction", "node"}
 )
 
 var (
@@ -326,8 +328,12 @@ type CallFilter struct {
 	// MOSBelow selects the calls whose lowest leg MOS is below it (0: no
 	// filter); calls without a MOS never match.
 	MOSBelow float64
-	Limit    int    // page size: DefaultCallLimit if 0, at most MaxCallLimit
-	Cursor   string // the nextCursor of the previous page, "" for the first
+	// Ended keeps only the calls that have ended: a call's record is
+	// written when it starts, and the activity log shows it once it has
+	// ended (the calls in progress are the live list).
+	Ended  bool
+	Limit  int    // page size: DefaultCallLimit if 0, at most MaxCallLimit
+	Cursor string // the nextCursor of the previous page, "" for the first
 }
 
 // ListCalls returns the account's call records that match f, newest first,
@@ -487,6 +493,9 @@ func (s *Store) listCalls(ctx context.Context, f CallFilter, limit int) (calls [
 	}
 
 	add("c.account = ?", f.Account)
+	if f.Ended {
+		add("c.end_us IS NOT NULL")
+	}
 	if f.Tag != "" {
 		add("t.account = ? AND t.tag = ? AND c.id = t.call_id", f.Account, f.Tag)
 	}
@@ -673,7 +682,7 @@ func scanCall(r scanner) (*CallRecord, error) {
 	)
 	err := r.Scan(&c.ID, &c.Account, &c.Number, &c.Caller, &c.CallerName, &start, &answer, &end,
 		&duration, &c.Outcome, &c.AnsweredBy, &c.HangupCause, &tags, &trace, &c.Recording, &c.Voicemail,
-		&recUS, &c.RecordingBytes, &c.VoicemailUser, &heard, &quality, &mos, &c.Extension, &c.Direction)
+		&recUS, &c.RecordingBytes, &c.VoicemailUser, &heard, &quality, &mos, &c.Extension, &c.Direction, &c.Node)
 	if err != nil {
 		return nil, err
 	}

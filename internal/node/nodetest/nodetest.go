@@ -255,7 +255,7 @@ func rtpRange() (lo, hi int) {
 // ends: use WaitCalls to wait for one.
 func (s *Server) Calls(account string) []store.CallRecord {
 	s.t.Helper()
-	recs, _, err := s.Store.ListCalls(context.Background(), store.CallFilter{Account: account, Limit: store.MaxCallLimit})
+	recs, _, err := s.Store.ListCalls(context.Background(), store.CallFilter{Account: account, Ended: true, Limit: store.MaxCallLimit})
 	if err != nil {
 		s.t.Errorf("nodetest: calls of %s: %v", account, err)
 	}
@@ -268,7 +268,7 @@ func (s *Server) WaitCalls(t testing.TB, account string, n int) []store.CallReco
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
-		recs, _, err := s.Store.ListCalls(context.Background(), store.CallFilter{Account: account, Limit: store.MaxCallLimit})
+		recs, _, err := s.Store.ListCalls(context.Background(), store.CallFilter{Account: account, Ended: true, Limit: store.MaxCallLimit})
 		if err != nil {
 			t.Fatalf("nodetest: calls of %s: %v", account, err)
 		}
