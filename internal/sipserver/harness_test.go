@@ -160,7 +160,7 @@ func applyYAML(t *testing.T, st *store.Store, doc string) {
 // calls returns the call records of an account, newest first.
 func (h *harness) calls(account string) []store.CallRecord {
 	h.t.Helper()
-	recs, _, err := h.st.ListCalls(context.Background(), store.CallFilter{Account: account, Limit: 100})
+	recs, _, err := h.st.ListCalls(context.Background(), store.CallFilter{Account: account, Ended: true, Limit: 100})
 	if err != nil {
 		h.t.Fatal(err)
 	}
