@@ -42,7 +42,7 @@ func TestSignIn(t *testing.T) {
 		if code != 200 || !strings.Contains(body, "<h1>Dashboard</h1>") {
 			t.Fatalf("sign in: %d", code)
 		}
-		for _, p := range []string{"/numbers", "/numbers/+34910000002", "/extensions", "/users", "/locations", "/calls", "/missed", "/voicemail", "/try?number=%2B34910000002&from=%2B34666000000", "/history", "/history/1"} {
+		for _, p := range []string{"/numbers", "/numbers/+34910000002", "/extensions", "/users", "/locations", "/calls", "/missed", "/voicemail", "/messages", "/try?number=%2B34910000002&from=%2B34666000000", "/history", "/history/1"} {
 			if code, _ := b.get(p); code != 200 {
 				t.Errorf("%s: %d", p, code)
 			}

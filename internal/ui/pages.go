@@ -78,7 +78,7 @@ var funcs = template.FuncMap{
 	"list": func() [][3]string {
 		return [][3]string{{"/", "Dashboard", "dashboard"}, {"/numbers", "Numbers", "numbers"}, {"/extensions", "Extensions", "extensions"},
 			{"/users", "Users", "users"}, {"/locations", "Locations", "locations"}, {"/calls", "Activity", "calls"}, {"/missed", "Missed", "missed"},
-			{"/voicemail", "Voicemail", "voicemail"}, {"/try", "Try a call", "try"}, {"/history", "History", "history"}}
+			{"/voicemail", "Voicemail", "voicemail"}, {"/messages", "Messages", "messages"}, {"/try", "Try a call", "try"}, {"/history", "History", "history"}}
 	},
 	"fld":  func(f *form, name, label string) field { return newField(f, name, label, "f-") },
 	"fldp": func(f *form, name, label, prefix string) field { return newField(f, name, label, prefix) },
@@ -141,6 +141,8 @@ func (u *UI) routes() {
 	m.HandleFunc("POST /history/rollback", u.auth(u.rollback))
 	m.HandleFunc("GET /voicemail", u.auth(u.voicemail))
 	m.HandleFunc("POST /voicemail/{id}/heard", u.auth(u.heard))
+	m.HandleFunc("GET /messages", u.auth(u.messages))
+	m.HandleFunc("GET /messages/{id}", u.auth(u.message))
 	// Everything else is the API's: /api/, /metrics, /healthz, /readyz.
 	m.Handle("/", u.o.API)
 }
