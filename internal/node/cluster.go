@@ -69,7 +69,21 @@ func (c *cluster) join(ctx context.Context) error {
 		c.log.Warn("closed the calls left open by a crash of this node", "node", c.self.ID, "calls", n, "cause", store.CauseCrashed)
 	}
 	c.self.Started = now
-	return c.beat(ctx, now)
+	if err := c.beat(ctx, now); err != nil {
+		return err
+	}
+	return c.countPeers(ctx, now)
+}
+
+// countPeers counts the other nodes alive now: while there are none, live
+// events are not relayed.
+func (c *cluster) countPeers(ctx context.Context, now time.Time) error {
+	nodes, err := c.st.Nodes(ctx, now)
+	if err != nil {
+		return err
+	}
+	c.peers.Store(int32(len(slices.DeleteFunc(nodes, func(n store.Node) bool { return n.ID == c.self.ID }))))
+	return nil
 }
 
 func (c *cluster) beat(ctx context.Context, now time.Time) error {
@@ -110,12 +124,10 @@ func (c *cluster) tick(ctx context.Context, now time.Time) {
 		c.log.Warn("heartbeat", "err", err)
 		return
 	}
-	nodes, err := c.st.Nodes(ctx, now)
-	if err != nil {
+	if err := c.countPeers(ctx, now); err != nil {
 		c.log.Warn("list nodes", "err", err)
 		return
 	}
-	c.peers.Store(int32(len(slices.DeleteFunc(nodes, func(n store.Node) bool { return n.ID == c.self.ID }))))
 	dead, err := c.rec.ReapNodes(ctx, now)
 	for id, calls := range dead {
 		c.log.Warn("node lost: its calls in progress are closed", "node", id, "calls", calls, "cause", store.CauseNodeLost)

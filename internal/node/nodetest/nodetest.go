@@ -60,6 +60,11 @@ type Options struct {
 	CaptchaRand io.Reader
 	// Events observes every call.
 	Events func(call.Event)
+	// MediaDir, if set, is the recordings and prompts directory shared
+	// with other nodes (default: directories of the test's own).
+	MediaDir string
+	// NodeID names the node (default: node.Options' default).
+	NodeID string
 }
 
 // Server is a running test node.
@@ -117,8 +122,8 @@ func Run(t testing.TB, doc string, opts ...Options) *Server {
 		RTPTimeout:  o.RTPTimeout,
 		RingTimeout: o.RingTimeout,
 		Secret:      []byte(Secret),
-		Recordings:  t.TempDir(),
-		PromptDir:   t.TempDir(),
+		MediaDir:    o.MediaDir,
+		NodeID:      o.NodeID,
 		// Webhook receivers in tests listen on loopback.
 		WebhookAllowPrivate: true,
 		Log:                 o.Log,
@@ -127,6 +132,9 @@ func Run(t testing.TB, doc string, opts ...Options) *Server {
 		Guard:               registrar.GuardConfig{Rate: -1},
 		Events:              o.Events,
 		Now:                 o.Now,
+	}
+	if o.MediaDir == "" {
+		no.Recordings, no.PromptDir = t.TempDir(), t.TempDir()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	n, err := start(ctx, no)
