@@ -2,7 +2,9 @@ package ui_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/node/nodetest"
 	"github.com/switchboard/switchboard/internal/testphone"
 )
@@ -230,6 +233,16 @@ func TestBrowser(t *testing.T) {
 		if !(duration > 0) || !played {
 			t.Errorf("recording: duration %v, played %v", duration, played)
 		}
+		// Seekable: the server answers Range requests, so the player can
+		// jump to the middle.
+		seek := fmt.Sprintf(`new Promise(ok => { const a = document.getElementById("recording");
+			a.pause(); a.addEventListener("seeked", () => ok(a.currentTime), {once: true}); a.currentTime = %v })`, duration/2)
+		if js[float64](b, `(() => { const s = document.getElementById("recording").seekable; return s.length ? s.end(0) : 0 })()`) < duration*0.9 {
+			t.Errorf("recording: not seekable to its end (%v s)", duration)
+		}
+		if at := js[float64](b, seek); at < duration/2-0.1 || at > duration/2+0.1 {
+			t.Errorf("recording: seeked to %v s, want %v", at, duration/2)
+		}
 		b.shot("call")
 		b.nav(srv.HTTPURL + "/calls")
 		b.wait(`document.getElementById("calls")`)
@@ -251,24 +264,237 @@ func TestBrowser(t *testing.T) {
 		}
 	})
 
-	t.Run("375 px and labels", func(t *testing.T) {
+	t.Run("voicemail plays and is marked heard", func(t *testing.T) {
 		b.t = t
-		if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(375, 800, chromedp.EmulateMobile)); err != nil {
+		c, err := dial(t, srv, carrier, "+34910000004", "+34911222555")
+		if err != nil {
 			t.Fatal(err)
 		}
+		time.Sleep(3 * time.Second) // the greeting, the beep, a message
+		hangup(t, c)
+		var id string
+		for deadline := time.Now().Add(10 * time.Second); id == "" && time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+			for _, r := range srv.Calls("acme") {
+				if r.Voicemail != "" && r.Caller == "+34911222555" {
+					id = r.ID
+				}
+			}
+		}
+		if id == "" {
+			t.Fatal("the call left no voicemail")
+		}
+		b.nav(srv.HTTPURL + "/voicemail?user=alice&heard=false")
+		player := fmt.Sprintf(`document.querySelector('audio[src="/calls/%s/voicemail"]')`, id)
+		b.wait(player + ` && ` + player + `.readyState >= 1`)
+		if d := js[float64](b, player+`.duration`); !(d > 0) {
+			t.Errorf("voicemail: duration %v", d)
+		}
+		if !js[bool](b, player+`.play().then(() => true)`) {
+			t.Error("voicemail does not play")
+		}
+		b.wait(player + `.currentTime > 0`)
+		js[bool](b, fmt.Sprintf(`(() => { document.querySelector('form[action="/voicemail/%s/heard"] button').click(); return true })()`, id))
+		b.wait(`document.querySelector(".flash")`)
+		b.nav(srv.HTTPURL + "/voicemail?user=alice&heard=true")
+		b.wait(player)
+		for _, r := range srv.Calls("acme") {
+			if r.ID == id && !r.VoicemailHeard {
+				t.Errorf("voicemail %s not marked heard in the store", id)
+			}
+		}
+	})
+
+	t.Run("edit a group's members and timeout", func(t *testing.T) {
+		b.t = t
+		b.nav(srv.HTTPURL + "/extensions")
+		b.wait(`document.querySelector('a[href="/extensions/support"]')`)
+		js[bool](b, `(() => { document.querySelector('a[href="/extensions/support"]').click(); return true })()`)
+		b.wait(`document.getElementById("f-members")`)
+		if v := js[string](b, `document.getElementById("f-members").value`); v != "user:alice\nuser:bob" {
+			t.Errorf("members as loaded: %q", v)
+		}
+		b.set("f-members", "user:bob\nuser:alice\n")
+		b.set("f-timeout", "3s")
+		b.click("save-extension")
+		b.wait(`document.querySelector(".flash")`)
+		if v := js[string](b, `document.getElementById("f-members").value + "|" + document.getElementById("f-timeout").value`); v != "user:bob\nuser:alice|3s" {
+			t.Errorf("after the save, the page shows %q", v)
+		}
+		var e config.Extension
+		apiGet(t, srv, "/extensions/support", &e)
+		if strings.Join(e.Members, " ") != "user:bob user:alice" || e.Timeout.D() != 3*time.Second {
+			t.Errorf("through the API: members %v timeout %v", e.Members, e.Timeout)
+		}
+		b.nav(srv.HTTPURL + "/extensions")
+		b.wait(`document.getElementById("ext-support")`)
+		if got := js[string](b, `[...document.querySelectorAll("#ext-support li")].map(e => e.textContent).join(" ")`); got != "user:bob user:alice" {
+			t.Errorf("the list shows members %q", got)
+		}
+	})
+
+	t.Run("unknown member beside the members field", func(t *testing.T) {
+		b.t = t
+		b.nav(srv.HTTPURL + "/extensions/support")
+		b.wait(`document.getElementById("f-members")`)
+		b.set("f-members", "user:bob\nuser:nobody")
+		b.set("f-timeout", "4s")
+		b.click("save-extension")
+		b.wait(`document.getElementById("f-members-err")`)
+		if v := js[string](b, `(() => { const e = document.getElementById("f-members"); return [e.value, e.getAttribute("aria-invalid"), e.getAttribute("aria-describedby"), document.getElementById("f-timeout").value].join("|") })()`); v != "user:bob\nuser:nobody|true|f-members-err|4s" {
+			t.Errorf("after the error: %q", v)
+		}
+		if msg := b.text("#f-members-err"); !strings.Contains(msg, "nobody") {
+			t.Errorf("the error beside the members: %q", msg)
+		}
+		var e config.Extension
+		apiGet(t, srv, "/extensions/support", &e)
+		if e.Timeout.D() != 3*time.Second {
+			t.Errorf("a refused save changed the timeout to %v", e.Timeout)
+		}
+	})
+
+	t.Run("edit a user's extension", func(t *testing.T) {
+		b.t = t
+		b.nav(srv.HTTPURL + "/users")
+		b.wait(`document.querySelector('a[href="/users/alice"]')`)
+		js[bool](b, `(() => { document.querySelector('a[href="/users/alice"]').click(); return true })()`)
+		b.wait(`document.getElementById("f-extension")`)
+		if v := js[string](b, `document.getElementById("f-password").value`); v != "" {
+			t.Errorf("the password field holds %q", v)
+		}
+		b.set("f-extension", "111")
+		b.click("save-user")
+		b.wait(`document.querySelector(".flash")`)
+		if v := js[string](b, `document.getElementById("f-extension").value`); v != "111" {
+			t.Errorf("after the save: extension %q", v)
+		}
+		var u config.User
+		apiGet(t, srv, "/users/alice", &u)
+		if u.Extension != "111" || u.Password != config.Redacted {
+			t.Errorf("through the API: extension %q, password %q (want it kept)", u.Extension, u.Password)
+		}
+		b.nav(srv.HTTPURL + "/users")
+		b.wait(`document.querySelector('a[href="/users/alice"]')`)
+		if row := js[string](b, `document.querySelector('a[href="/users/alice"]').closest("tr").textContent`); !strings.Contains(row, "111") {
+			t.Errorf("the users page shows %q", row)
+		}
+	})
+
+	t.Run("a read-only token cannot save", func(t *testing.T) {
+		b.t = t
+		signOut := func() {
+			js[bool](b, `(() => { document.querySelector('form[action="/signout"] button').click(); return true })()`)
+			b.wait(`document.getElementById("token")`)
+		}
+		b.nav(srv.HTTPURL + "/")
+		signOut()
+		b.signIn(srv, "acme", token(t, srv, true))
+		b.nav(srv.HTTPURL + "/extensions/support")
+		b.wait(`document.querySelector(".readonly") && document.getElementById("f-timeout")`)
+		b.set("f-timeout", "7s")
+		b.click("save-extension")
+		b.wait(`document.querySelector("#h-fields ~ .errors")`)
+		if msg := b.text("#h-fields ~ .errors"); !strings.Contains(msg, "read-only") {
+			t.Errorf("the refusal: %q", msg)
+		}
+		if v := js[string](b, `document.getElementById("f-timeout").value`); v != "7s" {
+			t.Errorf("what was typed: %q", v)
+		}
+		var e config.Extension
+		apiGet(t, srv, "/extensions/support", &e)
+		if e.Timeout.D() != 3*time.Second {
+			t.Errorf("a read-only token changed the timeout to %v", e.Timeout)
+		}
+		b.nav(srv.HTTPURL + "/")
+		signOut()
+		b.signIn(srv, "acme", token(t, srv, false))
+		b.wait(`document.getElementById("live-calls")`)
+	})
+
+	t.Run("375 and 1440 px, labels, keyboard", func(t *testing.T) {
+		b.t = t
 		defer func() { _ = chromedp.Do(b.ctx, chromedp.ResetViewport()) }()
-		for _, p := range []string{"/", "/numbers", "/numbers/+34910000002", "/locations", "/calls", "/try", "/history"} {
-			b.nav(srv.HTTPURL + p)
-			b.wait(`document.readyState === "complete"`)
-			if w := js[float64](b, `document.documentElement.scrollWidth`); w > 380 {
-				t.Errorf("%s is %v px wide at 375 px", p, w)
+		pages := []string{"/", "/numbers", "/numbers/+34910000002", "/extensions", "/extensions/support", "/extensions/new", "/users", "/users/alice", "/locations", "/calls", "/missed", "/voicemail", "/try", "/history"}
+		for _, width := range []int64{375, 1440} {
+			vp := chromedp.EmulateViewport(width, 900)
+			if width == 375 {
+				vp = chromedp.EmulateViewport(width, 800, chromedp.EmulateMobile)
 			}
-			// Every control a person types into or chooses from has a label.
-			if bad := js[string](b, `[...document.querySelectorAll("input:not([type=hidden]), select")].filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")).map(e => e.name).join(",")`); bad != "" {
-				t.Errorf("%s: unlabelled controls: %s", p, bad)
+			if err := chromedp.Do(b.ctx, vp); err != nil {
+				t.Fatal(err)
 			}
+			for _, p := range pages {
+				b.nav(srv.HTTPURL + p)
+				b.wait(`document.readyState === "complete"`)
+				if w := js[float64](b, `document.documentElement.scrollWidth`); w > float64(width)+5 {
+					t.Errorf("%s is %v px wide at %d px", p, w, width)
+				}
+				// Every control a person types into or chooses from has a label.
+				if bad := js[string](b, `[...document.querySelectorAll("input:not([type=hidden]), select, textarea")].filter(e => !(e.labels && e.labels.length) && !e.getAttribute("aria-label")).map(e => e.name).join(",")`); bad != "" {
+					t.Errorf("%s: unlabelled controls: %s", p, bad)
+				}
+				// No control is kept out of the keyboard's reach.
+				if bad := js[string](b, `[...document.querySelectorAll("a, button, input, select, textarea")].filter(e => e.tabIndex < 0 && e.type !== "hidden").map(e => e.outerHTML.slice(0, 60)).join(" | ")`); bad != "" {
+					t.Errorf("%s: controls out of the tab order: %s", p, bad)
+				}
+			}
+		}
+		b.nav(srv.HTTPURL + "/locations")
+		b.shot("locations-1440")
+		// The keyboard alone adds a rule: Tab reaches each field of the
+		// form in order, and Enter on the button submits it.
+		b.nav(srv.HTTPURL + "/numbers/+34910000003")
+		b.wait(`document.getElementById("add-rule")`)
+		var order []string
+		for range 80 {
+			if err := chromedp.Do(b.ctx, chromedp.KeyEvent("\t")); err != nil {
+				t.Fatal(err)
+			}
+			id := js[string](b, `document.activeElement.id || ""`)
+			order = append(order, id)
+			if id == "add-rule" {
+				break
+			}
+		}
+		if i := slices.Index(order, "new-prefix"); i < 0 || !slices.Contains(order[i:], "add-rule") {
+			t.Fatalf("Tab does not reach the rule form's prefix and then its button: %v", order)
+		}
+		if outline := js[string](b, `getComputedStyle(document.activeElement).outlineStyle`); outline == "none" {
+			t.Error("the focused button shows no outline")
+		}
+		b.set("new-prefix", "+33*")
+		b.set("new-weight", "7")
+		b.set("new-action", "reject-busy")
+		js[bool](b, `(() => { document.getElementById("add-rule").focus(); return true })()`)
+		if err := chromedp.Do(b.ctx, chromedp.KeyEvent("\r")); err != nil {
+			t.Fatal(err)
+		}
+		b.wait(`document.querySelector(".flash")`)
+		if !strings.Contains(b.text("main"), "+33*") {
+			t.Error("the rule added from the keyboard is not on the page")
+		}
+		if err := chromedp.Do(b.ctx, chromedp.EmulateViewport(375, 800, chromedp.EmulateMobile)); err != nil {
+			t.Fatal(err)
 		}
 		b.nav(srv.HTTPURL + "/locations")
 		b.shot("locations-375")
 	})
+}
+
+// apiGet reads an object of acme through the REST API, with a token of its own.
+func apiGet(t *testing.T, srv *nodetest.Server, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.HTTPURL+"/api/v1/acme"+path, nil)
+	req.Header.Set("Authorization", "Bearer "+token(t, srv, true))
+	res, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET %s: %d", path, res.StatusCode)
+	}
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -48,6 +48,7 @@ locations:
 extensions:
   support: { members: ["user:alice", "user:bob"], timeout: 2s }
   rec:     { members: ["user:bob"], recording: always }
+  box:     { destination: "voicemail:alice" }
 numbers:
   "+34910000001": { extension: "user:alice", location: madrid, tags: [main] }
   "+34910000002":
@@ -56,6 +57,7 @@ numbers:
     rules:
       - { prefix: "34666*", weight: 10, action: reject-busy, tags: [blocked] }
   "+34910000003": { extension: rec, tags: [recorded] }
+  "+34910000004": { extension: box }
 `
 
 func start(t *testing.T, db string) *nodetest.Server {

@@ -82,6 +82,9 @@ var funcs = template.FuncMap{
 	},
 	"fld":  func(f *form, name, label string) field { return newField(f, name, label, "f-") },
 	"fldp": func(f *form, name, label, prefix string) field { return newField(f, name, label, prefix) },
+	"sel":  newChoice,
+	// rows is a textarea's height: its lines and one to type in.
+	"rows": func(s string) int { return min(max(strings.Count(s, "\n")+2, 3), 20) },
 	"rf": func(f *form, i int, actions, levels []string) map[string]any {
 		p := "new-"
 		if i >= 0 {
@@ -104,6 +107,20 @@ func newField(f *form, name, label, prefix string) field {
 	return field{ID: prefix + name, Name: name, Label: label, Value: f.V(name), Err: f.E(name)}
 }
 
+// choice is one labelled select of a form; Known is false when the value
+// (as stored, or as typed) is none of the options, which is then shown too.
+type choice struct {
+	field
+	Options []string
+	Known   bool
+}
+
+func newChoice(f *form, name, label string, options ...string) choice {
+	c := choice{field: newField(f, name, label, "f-"), Options: options}
+	c.Known = slices.Contains(options, c.Value)
+	return c
+}
+
 func (u *UI) routes() {
 	m := u.mux
 	m.Handle("GET /static/", http.FileServerFS(staticFS))
@@ -121,7 +138,14 @@ func (u *UI) routes() {
 	m.HandleFunc("POST /numbers/{n}/rules/{i}/delete", u.auth(u.deleteRule))
 	m.HandleFunc("POST /numbers/{n}/rules/{i}/move", u.auth(u.moveRule))
 	m.HandleFunc("GET /extensions", u.auth(u.extensions))
+	m.HandleFunc("GET /extensions/new", u.auth(u.newExtension))
+	m.HandleFunc("POST /extensions", u.auth(u.saveExtension))
+	m.HandleFunc("GET /extensions/{name}", u.auth(u.extension))
+	m.HandleFunc("POST /extensions/{name}", u.auth(u.saveExtension))
+	m.HandleFunc("POST /extensions/{name}/delete", u.auth(u.deleteExtension))
 	m.HandleFunc("GET /users", u.auth(u.users))
+	m.HandleFunc("GET /users/{name}", u.auth(u.user))
+	m.HandleFunc("POST /users/{name}", u.auth(u.saveUser))
 	m.HandleFunc("GET /locations", u.auth(u.locations))
 	m.HandleFunc("POST /locations/{name}/forward", u.auth(u.forward))
 	m.HandleFunc("GET /calls", u.auth(u.calls))
