@@ -10,9 +10,9 @@ FUZZTIME  ?= 20000x
 # package:target pairs, FUZZTIME inputs each, run by `make test`
 FUZZ      := ./internal/config:FuzzParse ./internal/routing:FuzzPrefixMatch ./internal/routing:FuzzHeaderLevel ./internal/routing:FuzzVerstatLevel \
              ./internal/media:FuzzParseSDP ./internal/media:FuzzDTMF ./internal/media:FuzzDTMFInfo ./internal/media:FuzzRelaySDP ./internal/media:FuzzRTCP ./internal/media:FuzzReadWAV \
-             ./internal/registrar:FuzzDigestHeader ./internal/sipserver:FuzzInviteHeaders ./internal/sipserver:FuzzMessage ./internal/api:FuzzUnmarshalStrict
+             ./internal/registrar:FuzzDigestHeader ./internal/sipserver:FuzzInviteHeaders ./internal/sipserver:FuzzMessage ./internal/sipserver:FuzzWireScreen ./internal/api:FuzzUnmarshalStrict
 
-.PHONY: all build demo test unit fuzz bench lint clean prompts
+.PHONY: all build demo test unit fuzz bench lint clean prompts cluster
 
 all: build
 
@@ -24,8 +24,14 @@ demo: build
 
 test: lint unit fuzz
 
+# The cluster tests (Kamailio, several nodes, kill -9 under load) run on
+# their own after the rest, so that the other packages' load does not
+# stall the PostgreSQL they share at the moment a node is killed.
+CLUSTER   := ./internal/cluster
+
 unit:
-	$(GO) test -race -count=1 -timeout 15m $(PKGS)
+	$(GO) test -race -count=1 -timeout 15m $$($(GO) list $(PKGS) | grep -v '/internal/cluster$$')
+	$(GO) test -race -count=1 -timeout 10m $(CLUSTER)
 
 fuzz:
 	@set -e; for pt in $(FUZZ); do \
@@ -33,6 +39,11 @@ fuzz:
 		echo "fuzz $$pkg $$target ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$target$$" -fuzztime $(FUZZTIME) $$pkg; \
 	done
+
+# Kamailio in front of NODES (default 2) serve processes on the local
+# PostgreSQL, until Ctrl-C (bench/cluster.sh, deploy/README.md).
+cluster:
+	bash bench/cluster.sh
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)

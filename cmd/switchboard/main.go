@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/switchboard/switchboard/internal/store"
@@ -80,6 +81,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case err == nil:
 		return 0
 	case errors.Is(err, flag.ErrHelp):
+		var h *helpText
+		if errors.As(err, &h) {
+			fmt.Fprintf(stdout, "Usage of switchboard %s:\n%s", name, h.flags)
+		}
 		return 0
 	case errors.Is(err, errChanges):
 		return 2
@@ -106,7 +111,11 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				var b strings.Builder
+				fs.SetOutput(&b)
+				fs.PrintDefaults()
+				fs.SetOutput(io.Discard)
+				return nil, &helpText{flags: b.String()}
 			}
 			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
@@ -117,6 +126,12 @@ func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = fs.Args()[1:]
 	}
 }
+
+// helpText is -h's answer: the command's flags and what they do.
+type helpText struct{ flags string }
+
+func (h *helpText) Error() string { return "help requested" }
+func (h *helpText) Unwrap() error { return flag.ErrHelp }
 
 // dbFlag registers --db with its environment default.
 func dbFlag(fs *flag.FlagSet) *string {

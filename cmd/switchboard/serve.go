@@ -13,11 +13,15 @@ import (
 	"time"
 
 	"github.com/switchboard/switchboard/internal/node"
+	"github.com/switchboard/switchboard/internal/registrar"
 )
 
 // serveOptions are the settings of one server process.
 type serveOptions struct {
 	db, sip, http, config string
+	metrics               string
+	sipTLS                string
+	tlsCert, tlsKey       string
 	mediaIP               string
 	rtpPorts              string
 	drain, rtpTimeout     time.Duration
@@ -29,6 +33,7 @@ type serveOptions struct {
 	trustedProxies        string
 	pprof                 bool
 	webhookAllowPrivate   bool
+	guard                 registrar.GuardConfig // zero: the defaults
 }
 
 func cmdServe(ctx context.Context, args []string, out io.Writer) error {
@@ -36,7 +41,11 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	var o serveOptions
 	db := dbFlag(fs)
 	fs.StringVar(&o.sip, "sip", ":5060", "SIP listen address (UDP and TCP)")
-	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "HTTP listen address (health, metrics, API)")
+	fs.StringVar(&o.http, "http", "127.0.0.1:8080", "HTTP listen address (web console, API, health, metrics); HTTPS with --tls-cert")
+	fs.StringVar(&o.metrics, "metrics", "", "serve /metrics (and --pprof) on this address instead, plain HTTP (default: on --http)")
+	fs.StringVar(&o.sipTLS, "sip-tls", "", "SIP over TLS listen address, e.g. :5061 (needs --tls-cert and --tls-key)")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate (chain) file: serves HTTPS on --http, and SIP over TLS with --sip-tls")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "PEM private key file of --tls-cert")
 	fs.StringVar(&o.config, "config", "", "apply this configuration file at start")
 	fs.StringVar(&o.mediaIP, "media-ip", "", "IP address advertised for RTP (default: the SIP listen address)")
 	fs.StringVar(&o.rtpPorts, "rtp-ports", "10000-20000", "RTP port range")
@@ -49,12 +58,17 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&o.trustedProxies, "trusted-proxy", "", "comma-separated IP addresses of the SIP front proxies (Kamailio) whose X-Switchboard-Source header is believed")
 	fs.StringVar(&o.secret, "secret", os.Getenv("SWITCHBOARD_SECRET"), "digest nonce secret shared by every node ($SWITCHBOARD_SECRET)")
 	fs.BoolVar(&o.webhookAllowPrivate, "webhook-allow-private", false, "let webhooks reach loopback and private addresses (refused by default: SSRF)")
-	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the HTTP address")
+	fs.BoolVar(&o.pprof, "pprof", false, "serve /debug/pprof/ on the HTTP address (on --metrics when set)")
+	guard := guardFlags(fs)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	o.db = *db
+	var err error
+	if o.guard, err = guard(); err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
@@ -66,6 +80,12 @@ func cmdServe(ctx context.Context, args []string, out io.Writer) error {
 // serve runs a node until ctx ends. started, if set, is called with the
 // node once it is listening and loaded.
 func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*node.Node)) error {
+	switch {
+	case (o.tlsCert == "") != (o.tlsKey == ""):
+		return fmt.Errorf("%w: --tls-cert and --tls-key go together", errUsage)
+	case o.sipTLS != "" && o.tlsCert == "":
+		return fmt.Errorf("%w: --sip-tls needs --tls-cert and --tls-key", errUsage)
+	}
 	lo, hi, err := parsePortRange(o.rtpPorts)
 	if err != nil {
 		return fmt.Errorf("%w: --rtp-ports: %v", errUsage, err)
@@ -91,6 +111,9 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 		DB:         o.db,
 		SIPAddr:    o.sip,
 		HTTPAddr:   o.http,
+		SIPTLSAddr: o.sipTLS,
+		TLSCert:    o.tlsCert,
+		TLSKey:     o.tlsKey,
 		ConfigFile: o.config,
 		MediaIP:    mediaIP,
 		RTPMin:     lo,
@@ -104,9 +127,12 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger, started func(*
 		NodeID:     o.nodeID,
 		Pprof:      o.pprof,
 
+		MetricsAddr: o.metrics,
+
 		TrustedProxies: proxies,
 
 		WebhookAllowPrivate: o.webhookAllowPrivate,
+		Guard:               o.guard,
 		Log:                 log,
 	})
 	if err != nil {

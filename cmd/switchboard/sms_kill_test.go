@@ -202,7 +202,17 @@ numbers:
 					time.Sleep(10 * time.Millisecond)
 				}
 			}()
-			time.Sleep(1500 * time.Millisecond)
+			// Killed once 20 are in and alice's phone has refused one (at
+			// least 1.5 s in, however slow the machine is).
+			killAt := time.Now().Add(1500 * time.Millisecond)
+			for end := time.Now().Add(30 * time.Second); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
+				mu.Lock()
+				n := len(accepted)
+				mu.Unlock()
+				if n >= 20 && alice.refused.Load() > 0 && time.Now().After(killAt) {
+					break
+				}
+			}
 			if err := srv.Process.Signal(syscall.SIGKILL); err != nil {
 				t.Fatal(err)
 			}

@@ -53,6 +53,9 @@ type Config struct {
 	Log *slog.Logger
 	// Now is the clock of the flood guard (default time.Now).
 	Now func() time.Time
+	// Flood counts the calls for the flood guard (default: this process's
+	// own, LocalFlood); nodes sharing a database share it (SharedFlood).
+	Flood FloodCounter
 }
 
 // Directory holds every account the node serves.
@@ -78,8 +81,11 @@ func New(cfg Config) *Directory {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Flood == nil {
+		cfg.Flood = LocalFlood(routing.NewFloodGuard())
+	}
 	d := &Directory{cfg: cfg, accounts: map[string]*Account{},
-		Screener: &Screener{List: cfg.Store, Flood: routing.NewFloodGuard(), Now: cfg.Now, Log: cfg.Log}}
+		Screener: &Screener{List: cfg.Store, Flood: cfg.Flood, Now: cfg.Now, Log: cfg.Log}}
 	d.view.Store(buildView(map[string]*Account{}))
 	return d
 }

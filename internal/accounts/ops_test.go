@@ -131,7 +131,7 @@ func TestScreenFloodGuard(t *testing.T) {
 				t.Fatalf("explanation %d: reputation %s, notes %q; want high, 11 calls", i, level, notes)
 			}
 		}
-		if n := d.Flood.Count("acme", caller, clock.Now()); n != routing.FloodLimit {
+		if n := d.Flood.Count(ctx, "acme", caller, clock.Now()); n != routing.FloodLimit {
 			t.Fatalf("after explaining, the guard holds %d calls, want %d", n, routing.FloodLimit)
 		}
 		// Once the window has passed, neither an explanation nor a call is high.
@@ -318,7 +318,7 @@ func TestExplain(t *testing.T) {
 		if fromStore.Outcome != routing.OutcomeRouted || len(fromStore.RulesFired) != 0 {
 			t.Errorf("Explain: %s rules %v; want routed, no flood history", fromStore.Outcome, fromStore.RulesFired)
 		}
-		if n := d.Flood.Count("acme", req.Caller, d.cfg.Now()); n != routing.FloodLimit {
+		if n := d.Flood.Count(ctx, "acme", req.Caller, d.cfg.Now()); n != routing.FloodLimit {
 			t.Errorf("the guard holds %d calls, want %d: Directory.Explain must not record one", n, routing.FloodLimit)
 		}
 	})

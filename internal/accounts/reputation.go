@@ -16,11 +16,78 @@ type ReputationList interface {
 	Reputation(ctx context.Context, account, caller string) (config.Level, error)
 }
 
+// FloodCounter counts each caller's recent calls to each account, for the
+// flood guard of SPEC §3: in this process ([LocalFlood]) or shared by the
+// nodes on one database ([SharedFlood]). Counts saturate at
+// routing.FloodLimit+1, which is all routing.FloodLevel needs; a withheld or
+// non-numeric caller counts 0.
+type FloodCounter interface {
+	// Observe records a call from caller to account at now and returns the
+	// caller's calls to the account within routing.FloodWindow, this one
+	// included.
+	Observe(ctx context.Context, account, caller string, now time.Time) int
+	// Count returns the same without recording a call.
+	Count(ctx context.Context, account, caller string, now time.Time) int
+}
+
+// LocalFlood counts calls in this process with a routing.FloodGuard.
+func LocalFlood(g *routing.FloodGuard) FloodCounter { return localFlood{g} }
+
+type localFlood struct{ g *routing.FloodGuard }
+
+func (f localFlood) Observe(_ context.Context, account, caller string, now time.Time) int {
+	return f.g.Observe(account, caller, now)
+}
+
+func (f localFlood) Count(_ context.Context, account, caller string, now time.Time) int {
+	return f.g.Count(account, caller, now)
+}
+
+// FloodStore keeps the calls of every node (internal/store).
+type FloodStore interface {
+	ObserveCall(ctx context.Context, account, caller string, at, since time.Time, limit int) (int, error)
+	CountCalls(ctx context.Context, account, caller string, since time.Time, limit int) (int, error)
+}
+
+// SharedFlood counts the calls of every node sharing st. A database error
+// is logged and counts 0: a call is not refused because the count is
+// unknown.
+func SharedFlood(st FloodStore, log *slog.Logger) FloodCounter { return sharedFlood{st, log} }
+
+type sharedFlood struct {
+	st  FloodStore
+	log *slog.Logger
+}
+
+func (f sharedFlood) Observe(ctx context.Context, account, caller string, now time.Time) int {
+	key, ok := routing.FloodCaller(caller)
+	if !ok {
+		return 0
+	}
+	n, err := f.st.ObserveCall(ctx, account, key, now, now.Add(-routing.FloodWindow), routing.FloodLimit+1)
+	if err != nil {
+		f.log.Error("flood guard: call not counted", "account", account, "caller", caller, "err", err)
+	}
+	return n
+}
+
+func (f sharedFlood) Count(ctx context.Context, account, caller string, now time.Time) int {
+	key, ok := routing.FloodCaller(caller)
+	if !ok {
+		return 0
+	}
+	n, err := f.st.CountCalls(ctx, account, key, now.Add(-routing.FloodWindow), routing.FloodLimit+1)
+	if err != nil {
+		f.log.Error("flood guard: calls not counted", "account", account, "caller", caller, "err", err)
+	}
+	return n
+}
+
 // Screener applies the reputation inputs of SPEC §3 that need state: the
 // account's reputation list and the flood guard.
 type Screener struct {
 	List  ReputationList
-	Flood *routing.FloodGuard // nil: no flood history (an explanation outside a node)
+	Flood FloodCounter // nil: no flood history (an explanation outside a node)
 	Now   func() time.Time
 	Log   *slog.Logger
 }
@@ -44,8 +111,8 @@ func (s *Screener) Screen(ctx context.Context, account string, req *routing.Requ
 	now := s.Now()
 	var calls int
 	if observe {
-		calls = s.Flood.Observe(account, req.Caller, now)
-	} else if n := s.Flood.Count(account, req.Caller, now); n > 0 {
+		calls = s.Flood.Observe(ctx, account, req.Caller, now)
+	} else if n := s.Flood.Count(ctx, account, req.Caller, now); n > 0 {
 		calls = n + 1
 	}
 	if level := routing.FloodLevel(calls); level > config.LevelNone {

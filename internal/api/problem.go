@@ -68,9 +68,13 @@ func writeJSONStatus(w http.ResponseWriter, status int, v any) {
 // errTooLarge is a body over the limit: 413.
 var errTooLarge = errors.New("the body is too large")
 
-// readBody reads a whole request body of at most limit bytes.
+// readBody reads a whole request body of at most limit bytes; a body cut
+// by Harden's http.MaxBytesReader is errTooLarge too.
 func readBody(r *http.Request, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if tooLarge(err) {
+		return nil, errTooLarge
+	}
 	if err != nil {
 		return nil, err
 	}

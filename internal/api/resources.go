@@ -57,7 +57,7 @@ func writeError(w http.ResponseWriter, err error) {
 	case config.Fields(err) != nil:
 		writeValidation(w, "the configuration is not valid", err)
 	default:
-		writeProblem(w, http.StatusInternalServerError, "internal error")
+		internalError(w, err) // logged: a store error's text may hold SQL
 	}
 }
 

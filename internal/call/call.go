@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -34,11 +35,19 @@ type Inbound struct {
 	Target string
 	// Pickup is set instead when the user dialled a park orbit: the call
 	// picks up the call waiting there.
-	Pickup     string
+	Pickup string
+	// FromPeer marks a pickup another node sent on behalf of its user
+	// (PeerPickup): the orbit is only looked for here, and the leg leaves
+	// no record, event or live entry of its own (the user's call on the
+	// other node has them).
+	FromPeer   bool
 	User       string // the registered user placing the call (user calls)
 	CallerID   string // the caller's number as presented onwards (user calls)
 	CallerName string
 	Trace      []string
+	// Source is the address the call came from as the SIP front saw it,
+	// for security events (unset: the request's source).
+	Source netip.Addr
 }
 
 // Prompts gives the audio of an account's prompts by name.
@@ -72,6 +81,9 @@ type call struct {
 	cause    Cause // why the call ended, once it has
 	// confirmed is closed once the caller acknowledged our 200, and then nil.
 	confirmed chan struct{}
+	// release counts the call out of its account's outbound calls (a
+	// no-op for calls that are not counted).
+	release func()
 }
 
 // Handle runs one inbound call. It must be called from the INVITE handler:
@@ -90,9 +102,14 @@ func (e *Engine) Handle(ctx context.Context, in Inbound) {
 		_ = Respond(in.Tx, in.Req, ErrUnavailable)
 		return
 	}
+	release, ok := e.outbound(in)
+	if !ok {
+		e.wg.Done()
+		return
+	}
 	e.active.Add(1)
 	confirmed := make(chan struct{})
-	c := &call{e: e, in: in, confirmed: confirmed}
+	c := &call{e: e, in: in, confirmed: confirmed, release: release}
 	done := make(chan struct{})
 	go c.main(ctx, done)
 	select {
@@ -106,6 +123,7 @@ func (c *call) main(ctx context.Context, done chan<- struct{}) {
 	e, in := c.e, c.in
 	defer close(done)
 	defer func() { e.active.Add(-1); e.wg.Done() }()
+	defer c.release() // an outbound call counts against its account's caps until here
 	// What the SIP layer's recover caught while the call ran on the
 	// handler's goroutine (a panic in finish, say) must not end the process.
 	defer func() {
@@ -125,7 +143,9 @@ func (c *call) main(ctx context.Context, done chan<- struct{}) {
 	if in.Route != nil {
 		lc.Number, lc.Caller = in.Route.Number, in.Route.Caller
 	}
-	e.live.Store(c.rec.ID, &live{LiveCall: lc, vars: &c.vars})
+	if !in.FromPeer {
+		e.live.Store(c.rec.ID, &live{LiveCall: lc, vars: &c.vars})
+	}
 	c.rec.Number, c.rec.Caller = lc.Number, lc.Caller // as received, until routed
 	c.rec.Direction = store.DirectionInbound
 	if in.Route == nil { // a user's call: the number is what they dialled
@@ -136,7 +156,7 @@ func (c *call) main(ctx context.Context, done chan<- struct{}) {
 	}
 	// The record is written when the call starts, so that a crash or the
 	// loss of this node leaves it in the database, to be closed there.
-	if err := e.cfg.Records.InsertCall(ctx, &c.rec); err != nil {
+	if err := c.records().StartCall(ctx, &c.rec); err != nil {
 		c.log.Error("write call record", "err", err)
 	}
 	c.emit(EventStarted, "", "")
@@ -155,6 +175,19 @@ func (c *call) main(ctx context.Context, done chan<- struct{}) {
 	}()
 	c.run(ctx)
 }
+
+// records is where the call's record goes: nowhere for a peer's pickup leg.
+func (c *call) records() Records {
+	if c.in.FromPeer {
+		return noRecords{}
+	}
+	return c.e.cfg.Records
+}
+
+type noRecords struct{}
+
+func (noRecords) StartCall(context.Context, *store.CallRecord) error  { return nil }
+func (noRecords) InsertCall(context.Context, *store.CallRecord) error { return nil }
 
 func callID(req *sip.Request) string {
 	if h := req.CallID(); h != nil {
@@ -630,7 +663,7 @@ func (c *call) finish() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := c.e.cfg.Records.InsertCall(ctx, &c.rec); err != nil {
+	if err := c.records().InsertCall(ctx, &c.rec); err != nil {
 		c.log.Error("write call record", "err", err)
 	}
 	c.log.Info("call ended", "outcome", c.rec.Outcome, "answered_by", c.rec.AnsweredBy,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"github.com/google/uuid"
 
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/media"
@@ -60,6 +61,7 @@ type dest struct {
 	toUser    bool          // a user's device: gets Alert-Info
 	fax       bool          // a fax endpoint: media passes untouched, T.38 re-INVITEs are relayed
 	trunk     *config.Trunk // credentials when the trunk challenges
+	pickup    *peerPickup   // a pickup sent to the node the call is parked on
 }
 
 // leg is an answered outbound leg.
@@ -566,6 +568,13 @@ func (c *call) newInvite(d dest, mode string, offer []byte) *sip.Request {
 	req.AppendHeader(to)
 	if d.toUser && c.number != nil && c.number.DistinctiveRing != "" {
 		req.AppendHeader(sip.NewHeader("Alert-Info", "<http://localhost>;info="+c.number.DistinctiveRing))
+	}
+	if p := d.pickup; p != nil {
+		if req.CallID() == nil {
+			id := sip.CallIDHeader(uuid.NewString())
+			req.AppendHeader(&id)
+		}
+		req.AppendHeader(pickupHeader(c.e.cfg.Secret, p.account, p.user, p.orbit, req.CallID().Value(), time.Now()))
 	}
 	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	req.SetBody(offer)

@@ -33,8 +33,11 @@ type Locator interface {
 	Devices(ctx context.Context, account, user string) ([]Device, error)
 }
 
-// Records stores call records.
+// Records stores call records. StartCall writes the record of a call
+// starting and returns once it is stored (or the store is too slow to wait
+// for); InsertCall may only queue it.
 type Records interface {
+	StartCall(ctx context.Context, rec *store.CallRecord) error
 	InsertCall(ctx context.Context, rec *store.CallRecord) error
 }
 
@@ -65,6 +68,24 @@ type Config struct {
 	Recordings string
 	// Node names this node in the records of its calls.
 	Node string
+	// Orbits shares the park orbits of the nodes on one database (nil:
+	// this node's orbits are its own).
+	Orbits Orbits
+	// Secret signs the pickups this node sends the node a call is parked
+	// on (PeerPickup); empty, none is sent or taken.
+	Secret []byte
+}
+
+// Orbits are the park orbits of every node: which call of which node waits
+// in each (docs/decisions.md, "Park").
+type Orbits interface {
+	// ClaimOrbit gives callID the lowest orbit of lo..hi that no call holds.
+	ClaimOrbit(ctx context.Context, account string, lo, hi int, callID string) (orbit int, ok bool, err error)
+	// ReleaseOrbit frees the orbit callID holds.
+	ReleaseOrbit(ctx context.Context, account string, orbit int, callID string) error
+	// ParkedAt returns the node whose call waits in an orbit and where it
+	// takes SIP; ok is false when the orbit is empty.
+	ParkedAt(ctx context.Context, account string, orbit int) (node, sipAddr string, ok bool, err error)
 }
 
 // Engine runs every call of one node.
@@ -80,6 +101,7 @@ type Engine struct {
 	draining atomic.Bool
 	hangup   chan struct{} // closed when the drain timeout ends: calls in progress hang up
 	once     sync.Once
+	limits   outboundLimits // the accounts' outbound calls (limits.go)
 	// dial places one outbound leg: (*call).dial, or a fake in the
 	// executor's unit tests, which need no SIP peer to ring.
 	dial func(c *call, ctx context.Context, d dest, mode string, ringing chan<- string) attempt

@@ -51,6 +51,9 @@ type Event struct {
 // emit hands an event to the observer, on the call's goroutine: observers
 // must not block.
 func (c *call) emit(kind EventKind, leg, target string) {
+	if c.in.FromPeer {
+		return
+	}
 	ev := Event{Kind: kind, Time: time.Now(), Call: c.rec.ID, Account: c.rec.Account,
 		Leg: leg, Target: target, Cause: c.cause, Record: &c.rec}
 	if l, ok := c.e.live.Load(c.rec.ID); ok {

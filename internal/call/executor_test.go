@@ -276,6 +276,10 @@ type recordLog struct {
 	recs []store.CallRecord
 }
 
+func (r *recordLog) StartCall(ctx context.Context, rec *store.CallRecord) error {
+	return r.InsertCall(ctx, rec)
+}
+
 func (r *recordLog) InsertCall(_ context.Context, rec *store.CallRecord) error {
 	cp := *rec
 	cp.Tags = slices.Clone(rec.Tags)

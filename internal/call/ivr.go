@@ -73,7 +73,8 @@ func (p promptsOrNone) Source(name string, loop bool) (media.Source, error) {
 }
 
 // variable resolves a ${var} destination: an extension code or user
-// extension number, a name of the account, or an E.164 number.
+// extension number, a name of the account, or an E.164 number that
+// allowed_destinations allow (limits.go).
 func (c *call) variable(name string) (string, bool) {
 	v, ok := c.vars.get(name)
 	if !ok {
@@ -83,6 +84,7 @@ func (c *call) variable(name string) (string, bool) {
 	t, ok := c.dialled(v)
 	if !ok {
 		c.tracef("${%s} = %q is not an extension, code or E.164 number", name, v)
+		return "", false
 	}
-	return t, ok
+	return t, c.variableAllowed(name, t)
 }

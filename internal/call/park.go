@@ -17,8 +17,9 @@ import (
 const defaultParkTimeout = 2 * time.Minute
 
 // parkLots holds the calls waiting in park orbits on this node, by account
-// and orbit number. Orbits are per node: a pickup must reach the node the
-// call waits on (docs/decisions.md).
+// and orbit number. On a shared database the orbits are claimed there too
+// (Config.Orbits), and a pickup dialled on another node reaches this one
+// (PeerPickup, docs/decisions.md "Park").
 type parkLots struct {
 	mu    sync.Mutex
 	slots map[string]*parked // account "\x00" orbit
@@ -57,6 +58,21 @@ func (p *parkLots) enter(account string, lo, hi int) (orbit string, slot *parked
 		}
 	}
 	return "", nil, false
+}
+
+// enterAt puts a call in the given orbit; false when it is taken here.
+func (p *parkLots) enterAt(account, orbit string) (*parked, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.slots == nil {
+		p.slots = map[string]*parked{}
+	}
+	if _, taken := p.slots[orbitKey(account, orbit)]; taken {
+		return nil, false
+	}
+	slot := &parked{pickup: make(chan *pickup, 1)}
+	p.slots[orbitKey(account, orbit)] = slot
+	return slot, true
 }
 
 // leave takes a call out of its orbit; false means a pickup took it first
@@ -111,13 +127,14 @@ func (c *call) park(ctx, dctx context.Context, name string, lot config.Park, dep
 		return result{class: failUnavailable}
 	}
 	account := c.in.Snap.Account()
-	orbit, slot, ok := c.e.parks.enter(account, lo, hi)
+	orbit, slot, ok := c.enterOrbit(ctx, account, lo, hi)
 	if !ok {
 		c.tracef("park %s: every orbit (%s) is taken", name, lot.Orbits)
 		return c.unpark(ctx, dctx, name, lot, depth)
 	}
 	if !c.answerCaller() {
 		c.e.parks.abandon(account, orbit, slot)
+		c.releaseOrbit(account, orbit)
 		return result{class: failNoAnswer}
 	}
 	c.tracef("parked in orbit %s of %s", orbit, name)
@@ -139,6 +156,7 @@ func (c *call) park(ctx, dctx context.Context, name string, lot config.Park, dep
 	if pk == nil && !c.e.parks.leave(account, orbit, slot) {
 		pk = <-slot.pickup // picked up as the wait ended
 	}
+	c.releaseOrbit(account, orbit) // out of the orbit, whatever comes next
 	switch {
 	case pk != nil:
 		c.bridgePickup(dctx, orbit, pk)
@@ -154,6 +172,46 @@ func (c *call) park(ctx, dctx context.Context, name string, lot config.Park, dep
 	}
 	c.tracef("orbit %s: nobody picked up within %s", orbit, timeout)
 	return c.unpark(ctx, dctx, name, lot, depth)
+}
+
+// enterOrbit puts the call in the lowest free orbit of lo..hi: of this
+// node, or of every node when they share their orbits (claimed in the
+// database first, then held here).
+func (c *call) enterOrbit(ctx context.Context, account string, lo, hi int) (string, *parked, bool) {
+	shared := c.e.cfg.Orbits
+	if shared == nil {
+		return c.e.parks.enter(account, lo, hi)
+	}
+	n, ok, err := shared.ClaimOrbit(ctx, account, lo, hi, c.rec.ID)
+	if err != nil {
+		c.log.Error("claim a park orbit", "err", err)
+		c.tracef("park: the orbits could not be claimed: %v", err)
+		return "", nil, false
+	}
+	if !ok {
+		return "", nil, false
+	}
+	orbit := strconv.Itoa(n)
+	slot, ok := c.e.parks.enterAt(account, orbit)
+	if !ok { // held here without its row: a release that failed
+		c.log.Error("park orbit claimed but held on this node", "orbit", orbit)
+		c.releaseOrbit(account, orbit)
+		return "", nil, false
+	}
+	return orbit, slot, true
+}
+
+// releaseOrbit frees the shared row of the orbit the call held, if any.
+func (c *call) releaseOrbit(account, orbit string) {
+	if c.e.cfg.Orbits == nil {
+		return
+	}
+	n, _ := strconv.Atoi(orbit)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := c.e.cfg.Orbits.ReleaseOrbit(ctx, account, n, c.rec.ID); err != nil {
+		c.log.Error("release a park orbit", "orbit", orbit, "err", err)
+	}
 }
 
 // unpark sends a call its lot could not keep to the lot's return_to.
@@ -281,6 +339,9 @@ func (c *call) mediaStopped(now time.Time, others ...activity) bool {
 func (c *call) pickUp(dctx context.Context, orbit string) {
 	account := c.in.Snap.Account()
 	if !c.e.parks.occupied(account, orbit) {
+		if !c.in.FromPeer && c.pickUpElsewhere(dctx, orbit) {
+			return
+		}
 		c.tracef("orbit %s is empty", orbit)
 		c.rec.Outcome, c.cause = string(routing.OutcomeNotFound), CauseOrbitEmpty
 		c.refuse(ErrNotFound)

@@ -33,6 +33,38 @@ type Defaults struct {
 	Trunk               string   `yaml:"trunk,omitempty" json:"trunk,omitempty"`
 	AllowedDestinations []string `yaml:"allowed_destinations,omitempty" json:"allowed_destinations,omitempty"`
 	Webhook             string   `yaml:"webhook,omitempty" json:"webhook,omitempty"`
+	// MaxOutboundCalls caps the account's users' calls to external numbers
+	// in progress at once, and MaxOutboundPerHour those placed in any hour
+	// (the toll-fraud guard beside allowed_destinations). Left out, the
+	// defaults below apply; 0 is no cap. Pointers, so that an explicit 0
+	// survives export and is told apart from a field left out.
+	MaxOutboundCalls   *int `yaml:"max_outbound_calls,omitempty" json:"max_outbound_calls,omitempty"`
+	MaxOutboundPerHour *int `yaml:"max_outbound_per_hour,omitempty" json:"max_outbound_per_hour,omitempty"`
+}
+
+// Default caps on users' outbound calls: well above what a small office
+// dials, far below what a compromised phone or password runs up in an hour.
+const (
+	DefaultMaxOutboundCalls   = 10
+	DefaultMaxOutboundPerHour = 200
+)
+
+// OutboundCallLimit is max_outbound_calls with the default applied; 0 is
+// no cap.
+func (d *Defaults) OutboundCallLimit() int {
+	if d.MaxOutboundCalls == nil {
+		return DefaultMaxOutboundCalls
+	}
+	return *d.MaxOutboundCalls
+}
+
+// OutboundHourlyLimit is max_outbound_per_hour with the default applied;
+// 0 is no cap.
+func (d *Defaults) OutboundHourlyLimit() int {
+	if d.MaxOutboundPerHour == nil {
+		return DefaultMaxOutboundPerHour
+	}
+	return *d.MaxOutboundPerHour
 }
 
 // Trunk is a SIP peer: a carrier or gateway.

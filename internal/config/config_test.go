@@ -109,6 +109,8 @@ func TestValidationErrors(t *testing.T) {
 		{"unknown default trunk", [2]string{"trunk: carrier }", "trunk: other }"}, "defaults.trunk", "unknown trunk"},
 		{"unknown location", [2]string{"extension: support\n", "extension: support\n    location: mars\n"}, `numbers["+34910000000"].location`, "unknown location"},
 		{"missing account", [2]string{"account: acme", "domain: x"}, "account", "required"},
+		{"negative outbound cap", [2]string{"trunk: carrier }", "trunk: carrier, max_outbound_calls: -1 }"}, "defaults.max_outbound_calls", "must be 0 (no cap) or more"},
+		{"negative hourly cap", [2]string{"trunk: carrier }", "trunk: carrier, max_outbound_per_hour: -5 }"}, "defaults.max_outbound_per_hour", "must be 0 (no cap) or more, not -5"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

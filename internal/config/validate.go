@@ -132,6 +132,12 @@ func (v *validator) account() {
 	if w := d.Defaults.Webhook; w != "" && !strings.HasPrefix(w, "http://") && !strings.HasPrefix(w, "https://") {
 		v.add("defaults.webhook", "%q is not an http(s) URL", w)
 	}
+	if n := d.Defaults.MaxOutboundCalls; n != nil && *n < 0 {
+		v.add("defaults.max_outbound_calls", "must be 0 (no cap) or more, not %d", *n)
+	}
+	if n := d.Defaults.MaxOutboundPerHour; n != nil && *n < 0 {
+		v.add("defaults.max_outbound_per_hour", "must be 0 (no cap) or more, not %d", *n)
+	}
 }
 
 // names checks that object names are valid and unique across kinds, since a

@@ -68,6 +68,9 @@ func (c *cluster) join(ctx context.Context) error {
 	if n > 0 {
 		c.log.Warn("closed the calls left open by a crash of this node", "node", c.self.ID, "calls", n, "cause", store.CauseCrashed)
 	}
+	if err := c.st.ClearOrbits(ctx, c.self.ID); err != nil { // what a crash left parked
+		return err
+	}
 	c.self.Started = now
 	if err := c.beat(ctx, now); err != nil {
 		return err
@@ -228,4 +231,32 @@ func (l liveCalls) Live(account string) []call.LiveCall {
 	}
 	slices.SortStableFunc(out, func(a, b call.LiveCall) int { return a.Start.Compare(b.Start) })
 	return out
+}
+
+// orbits are the park orbits the call engine shares with the other nodes
+// on PostgreSQL; nil on SQLite, where a node is alone.
+func (c *cluster) orbits() call.Orbits {
+	if !c.st.Shared() {
+		return nil
+	}
+	return orbits{st: c.st, node: c.self.ID}
+}
+
+// orbits adapts the store's park orbits to the call engine's, as one node.
+type orbits struct {
+	st   *store.Store
+	node string
+}
+
+func (o orbits) ClaimOrbit(ctx context.Context, account string, lo, hi int, callID string) (int, bool, error) {
+	return o.st.ClaimOrbit(ctx, account, lo, hi, o.node, callID, time.Now())
+}
+
+func (o orbits) ReleaseOrbit(ctx context.Context, account string, orbit int, callID string) error {
+	return o.st.ReleaseOrbit(ctx, account, orbit, callID)
+}
+
+func (o orbits) ParkedAt(ctx context.Context, account string, orbit int) (string, string, bool, error) {
+	p, ok, err := o.st.ParkedCall(ctx, account, orbit, time.Now())
+	return p.Node, p.SIPAddr, ok, err
 }

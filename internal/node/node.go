@@ -7,7 +7,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,6 +27,7 @@ import (
 	"github.com/switchboard/switchboard/internal/metrics"
 	"github.com/switchboard/switchboard/internal/prompt"
 	"github.com/switchboard/switchboard/internal/registrar"
+	"github.com/switchboard/switchboard/internal/security"
 	"github.com/switchboard/switchboard/internal/sipserver"
 	"github.com/switchboard/switchboard/internal/sms"
 	"github.com/switchboard/switchboard/internal/store"
@@ -78,6 +78,17 @@ type Options struct {
 	// SMS overrides the SMS service's retry schedule, lease and poll
 	// (tests); its store, accounts and SIP parts are the node's.
 	SMS sms.Config
+
+	// MetricsAddr, when set and not HTTPAddr, serves /metrics (and pprof)
+	// there instead, plain HTTP: a private address beside a public HTTPAddr.
+	MetricsAddr string
+	// TLSCert and TLSKey are PEM files of the certificate of HTTPS (served
+	// on HTTPAddr when they are set) and of SIP over TLS.
+	TLSCert, TLSKey string
+	// SIPTLSAddr, when set, adds a SIP over TLS listener (needs TLSCert).
+	SIPTLSAddr string
+	// HTTPTimeouts bound the HTTP connections (zero: the defaults).
+	HTTPTimeouts HTTPTimeouts
 }
 
 // Node is a running server.
@@ -88,13 +99,16 @@ type Node struct {
 	SIP      *sipserver.Server
 	SMS      *sms.Service
 	HTTPAddr net.Addr
+	// MetricsAddr is where /metrics is served: HTTPAddr unless
+	// Options.MetricsAddr moved it.
+	MetricsAddr net.Addr
 
 	o       Options
 	records *store.CallWriter
 	hub     *api.Hub // the live events streams
 	// dispatchDone is closed when the webhook dispatcher has stopped.
 	dispatchDone chan struct{}
-	http         *http.Server
+	http         *httpSide
 	stop         context.CancelFunc // ends the watch
 	// stopDispatch ends the webhook dispatcher.
 	stopDispatch context.CancelFunc
@@ -116,8 +130,15 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	reg, m := newMetrics()
+	// Every security event logged through the node is counted.
+	o.Log = slog.New(security.Counting(o.Log.Handler(), func(k security.Kind) { m.security.With(string(k)).Add(1) }))
 	if o.HTTPAddr == "" {
 		o.HTTPAddr = "127.0.0.1:8080"
+	}
+	tlsCfg, err := tlsConfig(o)
+	if err != nil {
+		return nil, err
 	}
 	shared := o.MediaDir
 	if shared == "" {
@@ -155,7 +176,16 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if tts == nil {
 		tts = prompt.ESpeak{}
 	}
-	n.Accounts = accounts.New(accounts.Config{Store: n.Store, TTS: tts, Log: o.Log, Now: o.Now})
+	// On PostgreSQL the nodes share the registrar's failures and lockouts
+	// and the flood guard's counts (guard.go).
+	acfg, gcfg := accounts.Config{Store: n.Store, TTS: tts, Log: o.Log, Now: o.Now}, o.Guard
+	var guard *sharedGuard
+	if n.Store.Shared() {
+		guard = newSharedGuard(n.Store, gcfg.MaxSources, o.Log)
+		gcfg.Ledger, gcfg.Lockouts = guard, guard.locks
+		acfg.Flood = accounts.SharedFlood(n.Store, o.Log)
+	}
+	n.Accounts = accounts.New(acfg)
 	if err := n.Accounts.LoadAll(ctx); err != nil {
 		return nil, fmt.Errorf("load configuration: %w", err)
 	}
@@ -163,15 +193,17 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	n.stop = stopWatch
 	cleanup = append(cleanup, stopWatch)
 	go n.Accounts.Watch(wctx)
+	if guard != nil {
+		go guard.run(wctx)
+	}
 
-	reg, m := newMetrics()
 	n.SIP, err = sipserver.Listen(sipserver.Config{
 		Accounts:       n.Accounts,
 		Contacts:       n.Store,
 		Log:            o.Log,
 		SIPAddr:        o.SIPAddr,
 		Secret:         o.Secret,
-		Guard:          o.Guard,
+		Guard:          gcfg,
 		TrustedProxies: o.TrustedProxies,
 		OnRegister:     func(string, string) { m.registrations.Inc() },
 		OnBindings:     n.hub.Registration,
@@ -180,6 +212,11 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, func() { n.SIP.Shutdown(context.Background()) })
+	if o.SIPTLSAddr != "" {
+		if err := n.SIP.ListenTLS(o.SIPTLSAddr, tlsCfg); err != nil {
+			return nil, err
+		}
+	}
 	mediaIP := o.MediaIP
 	if !mediaIP.IsValid() {
 		mediaIP = netip.MustParseAddr(n.SIP.Host())
@@ -236,6 +273,8 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		Recordings:  o.Recordings,
 		CaptchaRand: o.CaptchaRand,
 		Node:        o.NodeID,
+		Orbits:      cl.orbits(),
+		Secret:      o.Secret,
 	})
 	m.gauges(reg, n.Engine)
 	// SMS: MESSAGEs the SIP front accepts are stored and delivered by the
@@ -249,27 +288,22 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	go func() { defer close(n.smsDone); n.SMS.Run(sctx) }()
 	cleanup = append(cleanup, func() { stopSMS(); <-n.smsDone })
 
-	hl, err := net.Listen("tcp", o.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("http listen %s: %w", o.HTTPAddr, err)
+	if n.http, err = listenHTTP(o); err != nil {
+		return nil, err
 	}
-	n.HTTPAddr = hl.Addr()
+	cleanup = append(cleanup, n.http.close)
+	n.HTTPAddr, n.MetricsAddr = n.http.ml.Addr(), n.http.ml.Addr()
+	if n.http.ol != nil {
+		n.MetricsAddr = n.http.ol.Addr()
+	}
 	cl.self.HTTPAddr = n.HTTPAddr.String()
 	cctx, stopCluster := context.WithCancel(context.Background())
 	n.stopCluster, n.clusterDone = stopCluster, make(chan struct{})
 	go func() { defer close(n.clusterDone); cl.run(cctx) }()
 	cleanup = append(cleanup, func() { stopCluster(); <-n.clusterDone })
-	n.http = &http.Server{
-		Handler: ui.New(ui.Options{Log: o.Log, API: api.NewHandler(api.Options{Ready: n.SIP.Ready, Metrics: reg, Pprof: o.Pprof,
-			Tokens: n.Store, Calls: liveCalls{Engine: n.Engine, st: n.Store, node: o.NodeID, log: o.Log}, Store: n.Store, Accounts: n.Accounts, PromptDir: o.PromptDir, TTS: tts, Hub: n.hub, Log: o.Log})}),
-		ReadHeaderTimeout: 10 * time.Second,
-	}
-	go func() {
-		if err := n.http.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			o.Log.Error("http server", "err", err)
-		}
-	}()
-	o.Log.Info("http listening", "addr", n.HTTPAddr.String())
+	n.http.serve(api.Options{Ready: n.SIP.Ready, Metrics: reg, Pprof: o.Pprof,
+		Tokens: n.Store, Calls: liveCalls{Engine: n.Engine, st: n.Store, node: o.NodeID, log: o.Log}, Store: n.Store, Accounts: n.Accounts, PromptDir: o.PromptDir, TTS: tts, Hub: n.hub, Log: o.Log},
+		func(h http.Handler) http.Handler { return ui.New(ui.Options{Log: o.Log, API: h}) }, o.HTTPTimeouts, tlsCfg)
 	n.SIP.Serve(n.Engine)
 	go n.run(ctx)
 	return n, nil
@@ -298,7 +332,7 @@ func (n *Node) run(ctx context.Context) {
 	n.stop()
 	n.hub.Close() // the live streams end, or the HTTP shutdown would wait for them
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	_ = n.http.Shutdown(sctx)
+	n.http.shutdown(sctx)
 	cancel()
 	n.Store.Close()
 }
@@ -331,6 +365,7 @@ type nodeMetrics struct {
 	started       *metrics.Counter
 	answered      *metrics.Counter
 	registrations *metrics.Counter
+	security      *metrics.CounterVec
 	cps           metrics.Rate
 	// The media quality of each party of every answered leg, at the
 	// call's end (RTT only where the party's RTCP measured one).
@@ -344,6 +379,7 @@ func newMetrics() (*metrics.Registry, *nodeMetrics) {
 		started:       reg.NewCounter("switchboard_calls_started_total", "Calls received."),
 		answered:      reg.NewCounter("switchboard_calls_answered_total", "Calls answered by a destination."),
 		registrations: reg.NewCounter("switchboard_registrations_total", "Successful registrations (new or refreshed bindings)."),
+		security:      securityCounters(reg),
 		mos: reg.NewHistogram("switchboard_call_mos", "Estimated MOS (simplified E-model) of each party of every answered leg, at the call's end.",
 			[]float64{1, 2, 2.5, 3, 3.5, 4, 4.3, 4.5}),
 		jitter: reg.NewHistogram("switchboard_call_jitter_seconds", "Interarrival jitter (RFC 3550) of what each party of every answered leg sent.",
@@ -353,6 +389,16 @@ func newMetrics() (*metrics.Registry, *nodeMetrics) {
 		rtt: reg.NewHistogram("switchboard_call_rtt_seconds", "Round-trip time from RTCP to each party of every answered leg that reported one.",
 			[]float64{0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1}),
 	}
+}
+
+// securityCounters counts security events by kind, each kind shown from
+// the start (at 0).
+func securityCounters(reg *metrics.Registry) *metrics.CounterVec {
+	v := reg.NewCounterVec("switchboard_security_events_total", "Security events (the log lines of docs/security.md), by kind.", "event")
+	for _, k := range security.Kinds {
+		v.With(string(k))
+	}
+	return v
 }
 
 // observe counts the calls.

@@ -1,6 +1,7 @@
 package registrar
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/hex"
@@ -14,6 +15,8 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"github.com/icholy/digest"
+
+	"github.com/switchboard/switchboard/internal/security"
 )
 
 // AuthConfig configures an [Authenticator].
@@ -265,9 +268,13 @@ func (a *Authenticator) Authenticate(req *sip.Request, tx sip.ServerTransaction)
 		a.log.Debug("sip auth: renewing nonce", "source", ip, "realm", realm, "error", err)
 		a.respond(tx, a.Challenge(req, realm, true))
 	default: // invalid or malformed credentials
-		a.log.Info("sip auth failed", "source", ip, "realm", realm, "method", req.Method, "error", err)
+		security.Log(a.log, security.AuthFailure, ip, "method", req.Method, "realm", realm, "error", err.Error())
 		if a.guard != nil {
-			a.guard.Fail(ip)
+			// The ledger may be the database: bounded, so that a slow one
+			// delays the answer to a guess, never a transaction's life.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			a.guard.Fail(ctx, ip)
+			cancel()
 		}
 		a.respond(tx, a.Challenge(req, realm, false))
 	}

@@ -46,6 +46,10 @@ type Contact struct {
 	// NAT is set when the REGISTER showed the device behind NAT
 	// (detectNAT): requests go to Source.
 	NAT bool
+	// Client is the IP address the REGISTER is accounted to, as the
+	// Authenticator's Source gives it (behind a trusted proxy, the address
+	// the proxy names): only such an address may call as a user.
+	Client string
 }
 
 // NewRequest builds a request of the given method to the device: the

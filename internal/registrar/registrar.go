@@ -12,8 +12,9 @@
 //   - [Registrar]: the REGISTER handler and the location lookup used by the
 //     call layer, over a [Contacts] store.
 //
-// Locks: Guard.mu, ncTracker.mu and MemContacts.mu are leaves; no lock is
-// held while calling out of the package.
+// Locks: Guard.mu, Lockouts.mu, MemoryLedger.mu, ncTracker.mu and
+// MemContacts.mu are leaves; no lock is held while calling out of the
+// package (Guard.Fail calls its ledger unlocked).
 package registrar
 
 import (
@@ -430,6 +431,7 @@ func (r *Registrar) apply(ctx context.Context, req *sip.Request, id Identity, bi
 			Expires:    now.Add(b.expires),
 			Path:       path,
 			NAT:        detectNAT(b.uri, req.Source(), req.Via()),
+			Client:     r.cfg.Auth.source(req).String(),
 		}
 		keep[c.URI] = c
 		puts = slices.DeleteFunc(puts, func(p Contact) bool { return p.URI == c.URI })

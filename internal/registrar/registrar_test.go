@@ -116,7 +116,7 @@ func TestRegisterWrongPasswordLockout(t *testing.T) {
 	if n := len(lookup(t, ts)); n != 0 {
 		t.Fatalf("store has %d contacts", n)
 	}
-	clock.Advance(4 * time.Minute)
+	clock.Advance(DefaultLockout - time.Minute)
 	if res = p.resend(req); res.StatusCode != sip.StatusForbidden {
 		t.Fatalf("still locked out: got %d, want 403", res.StatusCode)
 	}
@@ -363,10 +363,6 @@ func TestExpiresLimits(t *testing.T) {
 func TestBindingExpiryReported(t *testing.T) {
 	ts := startServer(t, func(c *serverConfig) { c.minExpires = time.Second })
 	p := newPhone(t, ts.UDP, "UDP")
-	p.registerOK(p.register("alice", "Contact: <sip:alice@127.0.0.1:5001>;expires=1, <sip:alice@127.0.0.1:5002>;expires=2"), "alice", "s3cret")
-	p.registerOK(p.register("bob", "Contact: <sip:bob@127.0.0.1:5003>;expires=1"), "bob", "pw2")
-	time.Sleep(600 * time.Millisecond)
-	p.registerOK(p.register("bob", "Contact: <sip:bob@127.0.0.1:5003>;expires=1"), "bob", "pw2") // refreshed
 	wait := func(want ...string) {
 		t.Helper()
 		for end := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -379,6 +375,14 @@ func TestBindingExpiryReported(t *testing.T) {
 			}
 		}
 	}
+	// The 200 goes out before the report, so each REGISTER's report is
+	// awaited before the next is sent.
+	p.registerOK(p.register("alice", "Contact: <sip:alice@127.0.0.1:5001>;expires=1, <sip:alice@127.0.0.1:5002>;expires=2"), "alice", "s3cret")
+	wait("alice=2")
+	p.registerOK(p.register("bob", "Contact: <sip:bob@127.0.0.1:5003>;expires=1"), "bob", "pw2")
+	wait("alice=2", "bob=1")
+	time.Sleep(600 * time.Millisecond)
+	p.registerOK(p.register("bob", "Contact: <sip:bob@127.0.0.1:5003>;expires=1"), "bob", "pw2") // refreshed
 	// alice's first binding lapses at 1 s, bob's (refreshed) at 1.6 s,
 	// alice's second at 2 s.
 	wait("alice=2", "bob=1", "bob=1", "alice=1", "bob=0", "alice=0")
@@ -598,11 +602,11 @@ func TestInviteProxyAuth(t *testing.T) {
 	}
 }
 
-func TestRateLimitDropsFlood(t *testing.T) {
-	clock := newFakeClock() // frozen: no refill during the test
+func TestFloodBanDropsFlood(t *testing.T) {
+	clock := newFakeClock() // frozen: every request is in one window
 	ts := startServer(t, func(c *serverConfig) {
 		c.now = clock.Now
-		c.guard.Rate, c.guard.Burst = 1, 3
+		c.guard.FloodRequests = 3
 	})
 	options := func(i int) string {
 		return fmt.Sprintf(`OPTIONS sip:%s SIP/2.0
@@ -626,8 +630,12 @@ Content-Length: 0
 			t.Fatalf("request %d over the limit answered %d", i, res.StatusCode)
 		}
 	}
+	clock.Advance(5*time.Minute - time.Second)
+	if res := rawExchange(t, ts.UDP, options(6), 300*time.Millisecond); res != nil {
+		t.Fatalf("banned source answered %d", res.StatusCode)
+	}
 	clock.Advance(time.Second)
-	if res := rawExchange(t, ts.UDP, options(6), 3*time.Second); res == nil {
-		t.Fatal("no answer after the bucket refilled")
+	if res := rawExchange(t, ts.UDP, options(7), 3*time.Second); res == nil {
+		t.Fatal("no answer after the ban")
 	}
 }

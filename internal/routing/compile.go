@@ -60,6 +60,10 @@ const (
 	actCNAMPrefix
 	actVoiceCaptcha
 	actRoute
+	// actCNAMRun marks the first rule of a run of cnam-prefix rules that
+	// always fire together (see ruleSet.mergeRuns); the others keep
+	// actCNAMPrefix.
+	actCNAMRun
 )
 
 func parseAction(s string) (action, error) {
@@ -88,6 +92,8 @@ type ruleInfo struct {
 	ntags uint16
 	mask  uint64 // one bit per distinct tag of the rule (see ruleSet.tagIDs)
 	arg   string // cnam_prefix of a cnam-prefix rule, extension of a route rule
+	// For actCNAMRun, tags, ntags and mask cover the whole run and arg is
+	// its prefixes joined, latest leftmost (as callerName stacks them).
 }
 
 // ruleSet is a number's rules, compiled. Numbers with identical rules share
@@ -102,15 +108,38 @@ type ruleSet struct {
 	nodes     []trieNode
 	terms     []trieTerm
 	lists     []uint16
-	next      *ruleSet // another rule set with the same hash, while compiling
+	runs      *runTable // nil when no rules fire together and few are "*" or "anonymous"
 }
+
+// runTable is what Route needs when many rules match at once: to fire a
+// run of rules as one (see mergeRuns), and the positions of many "*" or
+// "anonymous" rules as a bitset. It is kept apart, behind a pointer,
+// because few rule sets need it and 100,000 numbers may each have their
+// own rule set.
+type runTable struct {
+	runLen  []uint16 // at an actCNAMRun position: the length of its run; nil if none
+	fileIdx []int    // at every position: the rule's index in file order, as RulesFired holds it
+	// all and anonymous have the bits of rs.all and rs.anonymous when
+	// allDense and anonDense are set: ORing 5 words beats setting one bit
+	// per rule from denseList rules on.
+	all, anonymous      bitset
+	allDense, anonDense bool
+}
+
+// denseList is the length of a "*" or "anonymous" list from which Route
+// ORs a bitset instead of setting its bits one by one.
+const denseList = 8
 
 // Compile turns a validated document into an immutable snapshot. It checks
 // again what routing depends on (number syntax, rule prefixes, actions,
 // levels, forwarding destinations) and returns every problem found with its
 // path; it does not repeat the rest of config validation, which needs I/O.
 // The document must not be modified afterwards: the snapshot refers to it.
-func Compile(doc *config.Document) (*Snapshot, error) {
+func Compile(doc *config.Document) (*Snapshot, error) { return compile(doc, true) }
+
+// compile is Compile; runs false leaves runs of rules unmerged, so that
+// tests can check that merging them changes no decision.
+func compile(doc *config.Document, runs bool) (*Snapshot, error) {
 	if doc == nil {
 		return nil, errors.New("routing: no document")
 	}
@@ -120,6 +149,7 @@ func Compile(doc *config.Document) (*Snapshot, error) {
 		byDigits: make(map[string]*number, len(doc.Numbers)),
 	}
 	b := newBuilder()
+	b.runs = runs
 	var errs []error
 	fail := func(path, format string, args ...any) {
 		errs = append(errs, config.FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
@@ -265,11 +295,13 @@ func (s *Snapshot) accountCountry() int {
 type builder struct {
 	seed   maphash.Seed
 	shared map[uint64]*ruleSet
+	next   map[*ruleSet]*ruleSet // another rule set with the same hash (rare: kept out of ruleSet)
 	order  []uint16
 	nodes  []trieNode
 	ends   []trieEnd
 	all    []uint16
 	anon   []uint16
+	runs   bool // merge runs of rules that fire together (off only in tests)
 }
 
 // trieEnd is a pattern ending at a trie node, before terms are laid out.
@@ -280,7 +312,7 @@ type trieEnd struct {
 }
 
 func newBuilder() *builder {
-	return &builder{seed: maphash.MakeSeed(), shared: make(map[uint64]*ruleSet)}
+	return &builder{seed: maphash.MakeSeed(), shared: make(map[uint64]*ruleSet), runs: true}
 }
 
 func (b *builder) hash(rules []config.Rule) uint64 {
@@ -318,7 +350,7 @@ func ruleEqual(a, b config.Rule) bool {
 // any number compiled before with the same rules.
 func (b *builder) ruleSet(rules []config.Rule, key string) (*ruleSet, error) {
 	h := b.hash(rules)
-	for rs := b.shared[h]; rs != nil; rs = rs.next {
+	for rs := b.shared[h]; rs != nil; rs = b.next[rs] {
 		if slices.EqualFunc(rs.rules, rules, ruleEqual) {
 			return rs, nil
 		}
@@ -327,7 +359,12 @@ func (b *builder) ruleSet(rules []config.Rule, key string) (*ruleSet, error) {
 	if err != nil {
 		return nil, err
 	}
-	rs.next = b.shared[h]
+	if old := b.shared[h]; old != nil {
+		if b.next == nil {
+			b.next = make(map[*ruleSet]*ruleSet)
+		}
+		b.next[rs] = old
+	}
 	b.shared[h] = rs
 	return rs, nil
 }
@@ -403,7 +440,82 @@ func (b *builder) build(rules []config.Rule, key string) (*ruleSet, error) {
 	}
 	b.layout(rs)
 	rs.tagIDs = rs.assignTagIDs()
+	if b.runs {
+		rs.mergeRuns()
+		rs.denseLists()
+	}
 	return rs, nil
+}
+
+// denseLists sets the bitsets of long "*" and "anonymous" lists.
+func (rs *ruleSet) denseLists() {
+	if len(rs.all) < denseList && len(rs.anonymous) < denseList {
+		return
+	}
+	if rs.runs == nil {
+		rs.runs = &runTable{}
+	}
+	t := rs.runs
+	if len(rs.all) >= denseList {
+		t.all.setAll(rs.all)
+		t.allDense = true
+	}
+	if len(rs.anonymous) >= denseList {
+		t.anonymous.setAll(rs.anonymous)
+		t.anonDense = true
+	}
+}
+
+// mergeRuns finds runs of rules, adjacent in execution order, that always
+// fire together: cnam-prefix rules with the same prefix (so they match the
+// same callers) and the same reputation (so all pass or all are skipped).
+// Route then fires a run as one rule: one copy of its file indexes, its tags
+// in one pass and its prefixes joined at compile time, instead of work per
+// rule. That is the case where many rules fire at once: a caller's digits
+// have at most 15 prefixes, so hundreds of matching rules share a few
+// patterns ("*" among them).
+func (rs *ruleSet) mergeRuns() {
+	byPos := rs.byPos
+	same := func(a, b *ruleInfo) bool {
+		return b.act == actCNAMPrefix && a.level == b.level && rs.rules[a.idx].Prefix == rs.rules[b.idx].Prefix
+	}
+	for p := 0; p < len(byPos); {
+		start := &byPos[p]
+		e := p + 1
+		if start.act == actCNAMPrefix {
+			for e < len(byPos) && same(start, &byPos[e]) {
+				e++
+			}
+		}
+		if e-p < 2 {
+			p = e
+			continue
+		}
+		if rs.runs == nil {
+			rs.runs = &runTable{}
+		}
+		if rs.runs.runLen == nil {
+			rs.runs.runLen, rs.runs.fileIdx = make([]uint16, len(byPos)), make([]int, len(byPos))
+			for q := range byPos {
+				rs.runs.fileIdx[q] = int(byPos[q].idx)
+			}
+		}
+		rs.runs.runLen[p] = uint16(e - p)
+		n := 0
+		for q := p; q < e; q++ {
+			n += len(byPos[q].arg)
+		}
+		joined := make([]byte, 0, n)
+		for q := e - 1; q >= p; q-- {
+			joined = append(joined, byPos[q].arg...)
+		}
+		for q := p + 1; q < e; q++ {
+			start.ntags += byPos[q].ntags // the run's tags are contiguous in rs.tags
+			start.mask |= byPos[q].mask
+		}
+		start.act, start.arg = actCNAMRun, string(joined)
+		p = e
+	}
 }
 
 // assignTagIDs numbers the distinct tags of a rule set (and sets each rule's

@@ -249,6 +249,12 @@ func (b *bitset) setAll(list []uint16) {
 	}
 }
 
+func (b *bitset) or(o *bitset) {
+	for i := range b {
+		b[i] |= o[i]
+	}
+}
+
 func (b *bitset) count() int {
 	n := 0
 	for _, w := range b {
@@ -323,10 +329,19 @@ func (rs *ruleSet) walk(digits string, national bool, m *bitset) {
 // number in country cc. "*" rules match every caller, withheld and
 // non-numeric ones included (see pattern.match for why).
 func (rs *ruleSet) match(c *caller, cc int, m *bitset) {
-	m.setAll(rs.all)
+	t := rs.runs
+	if t != nil && t.allDense {
+		m.or(&t.all)
+	} else {
+		m.setAll(rs.all)
+	}
 	switch c.kind {
 	case callerWithheld:
-		m.setAll(rs.anonymous)
+		if t != nil && t.anonDense {
+			m.or(&t.anonymous)
+		} else {
+			m.setAll(rs.anonymous)
+		}
 	case callerNumber:
 		rs.walk(c.digits, false, m)
 		if cc != 0 && c.cc == cc && c.nsn != "" {

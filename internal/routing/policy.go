@@ -320,6 +320,11 @@ func NewFloodGuard() *FloodGuard {
 	return &FloodGuard{cur: make(map[floodKey]*floodCalls), prev: make(map[floodKey]*floodCalls)}
 }
 
+// FloodCaller is the key the flood guard counts a caller's calls under (see
+// floodCaller), for a count kept elsewhere; ok is false for a caller not
+// counted.
+func FloodCaller(caller string) (key string, ok bool) { return floodCaller(caller) }
+
 // floodCaller is the key form of a caller: its E.164 digits, so that
 // "+34600111222", "0034600111222" and "34600111222" are one caller. A
 // withheld or non-numeric caller has none (ok false): anonymous callers are

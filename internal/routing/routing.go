@@ -245,11 +245,11 @@ func (d *Decision) rules(n *number, c *caller) (stop bool) {
 	// The loop appends to locals, stored back once: up to 300 rules can fire
 	// and writing slice headers into *d each time costs more than the rest.
 	fired, steps, prefixes, tags := d.RulesFired, d.steps, d.prefixes, d.Tags
-	byPos, tagIDs, rep := rs.byPos, rs.tagIDs, d.rep
+	byPos, tagIDs, runs, rep := rs.byPos, rs.tagIDs, rs.runs, d.rep
 	seen, nameLen := n.tagSeen, 0 // tag bits already in tags; length of the fired cnam prefixes
 loop:
-	for w, word := range m {
-		for word != 0 {
+	for w := range m {
+		for word := m[w]; word != 0; {
 			pos := w<<6 + bits.TrailingZeros64(word)
 			word &= word - 1
 			ri := &byPos[pos]
@@ -257,7 +257,11 @@ loop:
 				steps = append(steps, step{kind: stepRuleLow, n: ri.idx, at: uint16(len(fired))})
 				continue
 			}
-			fired = append(fired, int(ri.idx))
+			if ri.act == actCNAMRun {
+				fired = append(fired, runs.fileIdx[pos:pos+int(runs.runLen[pos])]...)
+			} else {
+				fired = append(fired, int(ri.idx))
+			}
 			if ri.ntags > 0 {
 				if tagIDs == nil {
 					for _, t := range rs.tags[ri.tags : ri.tags+ri.ntags] {
@@ -279,6 +283,23 @@ loop:
 			case actCNAMPrefix:
 				prefixes = append(prefixes, uint16(pos))
 				nameLen += len(ri.arg)
+			case actCNAMRun:
+				// One entry: arg holds the run's prefixes, joined. The
+				// run's other bits are all set (same pattern): skip them.
+				prefixes = append(prefixes, uint16(pos))
+				nameLen += len(ri.arg)
+				end := pos + int(runs.runLen[pos])
+				if rel := end - w<<6; rel < 64 {
+					word &= ^uint64(0) << rel
+				} else {
+					word = 0
+					for k := w + 1; k < end>>6; k++ {
+						m[k] = 0
+					}
+					if k := end >> 6; k < len(m) {
+						m[k] &= ^uint64(0) << (end & 63)
+					}
+				}
 			case actRejectBusy:
 				d.Outcome, d.SIPStatus, stop = OutcomeRejected, 486, true
 			case actReject503:

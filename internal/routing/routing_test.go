@@ -2,8 +2,11 @@ package routing
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -595,4 +598,83 @@ func TestCallerName(t *testing.T) {
 			t.Errorf("number %q, rules %q, name %q: %q, want %q", c.numberPrefix, c.rulePrefixes, c.name, d.CallerName, c.want)
 		}
 	}
+}
+
+// Runs of cnam-prefix rules fire as one (ruleSet.mergeRuns): every decision
+// and its trace must be the same as with the rules run one by one. Random
+// rule sets lean on the cases that form runs (few patterns, equal weights)
+// and break them (reputations, other actions, more than 64 distinct tags).
+func TestRunsMerged(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(1, 2))
+	patterns := []string{"*", "*", "*", "anonymous", "34*", "+34*", "3460*", "600*", "+34600111222", "600111222"}
+	actions := []string{config.ActionRejectBusy, config.ActionReject503, config.ActionVoiceCaptcha, config.ActionRoute}
+	levels := []string{"", "", "", "low", "medium", "high"}
+	callers := []string{"anonymous", "", "+34600111222", "34600111222", "+447700900000", "sip-user"}
+	pick := func(s []string) string { return s[rnd.IntN(len(s))] }
+	runs := 0
+	for iter := range 400 {
+		nrules := 1 + rnd.IntN(config.MaxRulesPerNumber)
+		if iter%2 == 0 {
+			nrules = 1 + rnd.IntN(20)
+		}
+		npat, ntag := 1+rnd.IntN(len(patterns)), 1+rnd.IntN(8)
+		if iter%7 == 0 {
+			ntag = 100 // more distinct tags than tag bits
+		}
+		rules := make([]config.Rule, nrules)
+		for i := range rules {
+			r := config.Rule{Prefix: patterns[rnd.IntN(npat)], Weight: rnd.IntN(4), Action: config.ActionCNAMPrefix,
+				CNAMPrefix: "p" + strconv.Itoa(i) + " "}
+			if rnd.IntN(4) == 0 {
+				r.Reputation = pick(levels)
+			}
+			if rnd.IntN(10) == 0 {
+				r.Action, r.CNAMPrefix, r.Extension = pick(actions), "", "ext"
+			}
+			for range rnd.IntN(3) {
+				r.Tags = append(r.Tags, "t"+strconv.Itoa(rnd.IntN(ntag)))
+			}
+			rules[i] = r
+		}
+		num := config.Number{Extension: "front", Tags: []string{"t1", "n"}, Rules: rules}
+		if rnd.IntN(2) == 0 {
+			num.CNAMPrefix = "MAIN "
+		}
+		doc := &config.Document{Account: "r", Numbers: map[string]config.Number{"+34910000000": num}}
+		merged, err := Compile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := compile(doc, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := merged.numbers[0].rules.runs; r != nil && r.runLen != nil {
+			runs++
+		}
+		var dm, dp Decision
+		for range 8 {
+			req := &Request{Number: "+34910000000", Caller: pick(callers), Reputation: config.Level(rnd.IntN(4)),
+				Captcha: CaptchaState(rnd.IntN(3))}
+			if rnd.IntN(3) > 0 {
+				req.CallerName = "Jane"
+			}
+			merged.Route(req, &dm)
+			plain.Route(req, &dp)
+			em, ep := explainDecision(&dm), explainDecision(&dp)
+			if !reflect.DeepEqual(em, ep) {
+				t.Fatalf("rules %+v\nrequest %+v\nmerged %+v\nplain  %+v", rules, req, em, ep)
+			}
+		}
+	}
+	if runs < 100 {
+		t.Fatalf("only %d of 400 rule sets had a run", runs)
+	}
+}
+
+// explainDecision is every exported field of d and its trace.
+func explainDecision(d *Decision) Explanation {
+	return Explanation{Outcome: d.Outcome, SIPStatus: d.SIPStatus, Number: d.Number, Caller: d.Caller,
+		Destination: d.Destination, CallerName: d.CallerName, Tags: slices.Clone(d.Tags),
+		RulesFired: slices.Clone(d.RulesFired), Captcha: d.Captcha, CaptchaPending: d.CaptchaPending, Trace: d.Trace()}
 }

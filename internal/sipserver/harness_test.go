@@ -46,7 +46,8 @@ type harnessOptions struct {
 	rtpTimeout  time.Duration
 	ringTimeout time.Duration
 	drain       time.Duration
-	beforeStart func() // runs after the document is applied, before the server loads it
+	beforeStart func()                 // runs after the document is applied, before the server loads it
+	guard       *registrar.GuardConfig // the flood ban and lockout (default: no flood ban)
 }
 
 // startServer applies doc (YAML) to a fresh SQLite database and starts a
@@ -83,13 +84,17 @@ func startServer(t *testing.T, doc string, opts ...harnessOptions) *harness {
 	}
 	go dir.Watch(rctx)
 	port := freeUDPPort(t)
+	guard := registrar.GuardConfig{FloodRequests: -1}
+	if o.guard != nil {
+		guard = *o.guard
+	}
 	srv, err := Listen(Config{
 		Accounts: dir,
 		Contacts: st,
 		Log:      log,
 		SIPAddr:  "127.0.0.1:" + strconv.Itoa(port),
 		Secret:   []byte("test-secret-0123456789"),
-		Guard:    registrar.GuardConfig{Rate: -1},
+		Guard:    guard,
 	})
 	if err != nil {
 		t.Fatal(err)

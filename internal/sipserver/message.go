@@ -9,7 +9,6 @@ import (
 
 	"github.com/switchboard/switchboard/internal/accounts"
 	"github.com/switchboard/switchboard/internal/call"
-	"github.com/switchboard/switchboard/internal/registrar"
 	"github.com/switchboard/switchboard/internal/sms"
 	"github.com/switchboard/switchboard/internal/store"
 )
@@ -52,9 +51,10 @@ func (s *Server) onBindings(account, user string, devices int) {
 const messageTimeout = 5 * time.Second
 
 // onMessage classifies a MESSAGE as onInvite classifies an INVITE: from a
-// trunk address it is for the number in the Request-URI; from one of our
-// domains it must pass digest auth and is the user's; anything else is
-// 403. An accepted message is answered 202 once it is stored.
+// trunk address it is for the number in the Request-URI; from a
+// registered source, for one of our domains, it must pass digest auth and
+// is the user's; anything else is 403. An accepted message is answered 202
+// once it is stored.
 func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	msgs := s.messages()
 	if msgs == nil {
@@ -72,9 +72,8 @@ func (s *Server) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 	src := s.source(req)
 	if m, ok := view.FromTrunk(src, req.Recipient.User); ok {
 		_, err = msgs.FromTrunk(ctx, m.Account, m.Trunk, in)
-	} else if _, known := view.ByDomain(registrar.RealmOf(req)); !known {
-		s.log.Info("MESSAGE from an unknown source refused", "source", src, "from", req.From().Address.String())
-		err = call.ErrForbidden
+	} else if !s.userSource(req, tx, view, src) {
+		return // refused
 	} else {
 		id, ok := s.auth.Authenticate(req, tx)
 		if !ok {

@@ -330,8 +330,17 @@ numbers:
 `, carrier)
 }
 
+// userSMS sends a MESSAGE as user from sipp, on the address of a phone of
+// the user's that registers first (only a registered source may send as a
+// user), and returns the final answer's code.
 func userSMS(ctx context.Context, t *testing.T, h *harness, user, password, to, body string) int {
 	t.Helper()
+	p := newPhone(t, testphone.Config{Name: user, User: user, Password: password, Domain: "acme.test", Registrar: h.addr})
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if code, err := p.Register(rctx, time.Hour); err != nil || code != 200 {
+		t.Fatalf("register %s: %d %v", user, code, err)
+	}
 	uac := startSipp(ctx, t, user+"-sends", sippOptions{
 		scenario: smsScenarios + "message_user.xml", remote: h.addr, service: to,
 		keys: map[string]string{"user": user, "domain": "acme.test", "body": body},
@@ -654,13 +663,15 @@ func TestSMSTrunkRefusalFailsTheMessage(t *testing.T) {
 // TestSMSLoad: the carrier sends MESSAGEs at a rate to ten users with a
 // registered phone each; every one must arrive, and the time from sending
 // to the phone's receiving is reported (p50/p99/max). make test runs a
-// short load (50/s for 2 s) and checks only that all arrive; the
+// short load (20/s for 3 s: under -race beside other packages' tests a
+// message costs tens of milliseconds of CPU) and checks only that all
+// arrive; the
 // performance run of the SMS issue, whose p99 must be under 50 ms, is
 // SWITCHBOARD_SMS_LOAD=1 [SMS_LOAD_RATE=200] [SMS_LOAD_SECONDS=30] go test
 // -run TestSMSLoad ./internal/sipserver.
 func TestSMSLoad(t *testing.T) {
 	full := os.Getenv("SWITCHBOARD_SMS_LOAD") != ""
-	rate, seconds := 50, 2
+	rate, seconds := 20, 3
 	if full {
 		rate, seconds = 200, 30
 	}

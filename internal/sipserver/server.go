@@ -23,6 +23,7 @@ import (
 	"github.com/switchboard/switchboard/internal/config"
 	"github.com/switchboard/switchboard/internal/registrar"
 	"github.com/switchboard/switchboard/internal/routing"
+	"github.com/switchboard/switchboard/internal/security"
 	"github.com/switchboard/switchboard/internal/store"
 )
 
@@ -37,6 +38,9 @@ type Contacts interface {
 	PutContact(ctx context.Context, c store.Contact) error
 	DeleteContact(ctx context.Context, account, user, uri string) error
 	Contacts(ctx context.Context, account, user string, now time.Time) ([]store.Contact, error)
+	// RegisteredFrom reports whether a binding not expired at now came
+	// from the IP address client.
+	RegisteredFrom(ctx context.Context, client string, now time.Time) (bool, error)
 }
 
 // Config configures a Server.
@@ -77,6 +81,8 @@ type Server struct {
 	errc   chan error
 	ready  atomic.Bool
 	msgs   atomic.Value // the Messages of SetMessages (message.go)
+
+	tls *tlsListener // SIP over TLS (tls.go), or nil
 }
 
 // Listen binds the SIP listeners (UDP and TCP on one port) and builds the
@@ -102,6 +108,7 @@ func Listen(cfg Config) (*Server, error) {
 	if u, ok := udp.(*net.UDPConn); ok {
 		_ = u.SetReadBuffer(8 << 20)
 	}
+	udp, tcp = screenPacketConn(udp, cfg.Log), screenListener(tcp, cfg.Log) // wire.go
 	s := &Server{cfg: cfg, log: cfg.Log, accts: cfg.Accounts, udp: udp, tcp: tcp, errc: make(chan error, 2)}
 	if err := s.setup(udp.LocalAddr().(*net.UDPAddr)); err != nil {
 		udp.Close()
@@ -137,6 +144,7 @@ func (s *Server) Serve(engine *call.Engine) {
 	s.handle()
 	go func() { s.errc <- s.srv.ServeUDP(s.udp) }()
 	go func() { s.errc <- s.srv.ServeTCP(s.tcp) }()
+	s.serveTLS()
 	s.ready.Store(true)
 	s.log.Info("sip listening", "udp", s.UDPAddr(), "tcp", s.TCPAddr())
 }
@@ -156,6 +164,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	s.udp.Close()
 	s.tcp.Close()
+	s.closeTLS()
 	s.ua.Close()
 }
 
@@ -185,7 +194,7 @@ func (s *Server) setup(laddr *net.UDPAddr) error {
 	contact := sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "switchboard", Host: s.host, Port: laddr.Port}}
 	s.dialog = &sipgo.DialogUA{Client: cli, ContactHDR: contact}
 	gcfg := s.cfg.Guard
-	gcfg.Exempt = func(ip netip.Addr) bool { return s.accts.View().IsTrunk(ip) }
+	gcfg.Trunk = func(ip netip.Addr) bool { return s.accts.View().IsTrunk(ip) }
 	gcfg.Logger = s.log
 	if gcfg.Source == nil {
 		gcfg.Source = s.source
@@ -283,14 +292,16 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	view := s.accts.View()
+	if req.GetHeader(call.PickupHeader) != nil {
+		s.fromPeer(req, tx, view)
+		return
+	}
 	src := s.source(req)
 	if m, ok := view.FromTrunk(src, req.Recipient.User); ok {
 		s.fromTrunk(req, tx, m)
 		return
 	}
-	if _, known := view.ByDomain(registrar.RealmOf(req)); !known {
-		s.log.Info("INVITE from an unknown source refused", "source", src, "from", req.From().Address.String())
-		_ = call.Respond(tx, req, call.ErrForbidden)
+	if !s.userSource(req, tx, view, src) {
 		return
 	}
 	id, ok := s.auth.Authenticate(req, tx)
@@ -302,7 +313,60 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = call.Respond(tx, req, call.ErrForbidden)
 		return
 	}
-	s.fromUser(req, tx, a, id)
+	s.fromUser(req, tx, a, id, false)
+}
+
+// userSource answers 403, and returns false, unless a request that is not
+// a trunk's may come from a user: its source must have a registration, and
+// the request must be for one of our domains. Every source without one
+// gets the same refusal, whatever domain and user it names, so that no
+// scanner learns which domains are hosted here, and a password can only be
+// guessed by REGISTER (docs/security.md).
+func (s *Server) userSource(req *sip.Request, tx sip.ServerTransaction, view *accounts.View, src netip.Addr) bool {
+	reason := ""
+	if !s.registered(src) {
+		reason = "unregistered_source"
+	} else if _, known := view.ByDomain(registrar.RealmOf(req)); !known {
+		reason = "unknown_domain"
+	}
+	if reason == "" {
+		return true
+	}
+	security.Log(s.log, security.TollFraud, src, "reason", reason, "method", req.Method,
+		"from", req.From().Address.String(), "destination", req.Recipient.User)
+	_ = call.Respond(tx, req, call.ErrForbidden)
+	return false
+}
+
+// registered reports whether src has a registration that has not expired.
+// A store that fails lets the request on to digest authentication, which
+// is what decides.
+func (s *Server) registered(src netip.Addr) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ok, err := s.cfg.Contacts.RegisteredFrom(ctx, src.String(), time.Now())
+	if err != nil {
+		s.log.Error("sip: registrations of a source not read", "source", src, "error", err)
+		return true
+	}
+	return ok
+}
+
+// fromPeer takes a pickup another node sends for its user (call.PeerPickup):
+// signed with the nodes' secret, it is that user's call to the orbit.
+func (s *Server) fromPeer(req *sip.Request, tx sip.ServerTransaction, view *accounts.View) {
+	account, user, ok := call.PeerPickup(s.cfg.Secret, req, time.Now())
+	a, known := view.Account(account)
+	if !ok || !known {
+		s.log.Warn("pickup from a node refused: bad signature", "source", req.Source())
+		_ = call.Respond(tx, req, call.ErrForbidden)
+		return
+	}
+	if _, ok := a.Snap.Doc().Users[user]; !ok || a.Snap.Dial(req.Recipient.User).Kind != routing.DialOrbit {
+		_ = call.Respond(tx, req, call.ErrNotFound)
+		return
+	}
+	s.fromUser(req, tx, a, registrar.Identity{Account: account, User: user}, true)
 }
 
 // fromTrunk routes a carrier's call to the number in the Request-URI.
@@ -362,13 +426,14 @@ func reputation(req *sip.Request, header string) config.Level {
 // fromUser routes a call dialled by a registered user: an extension number,
 // an extension code, a park orbit or an external number through the
 // default trunk (the dial plan is routing's).
-func (s *Server) fromUser(req *sip.Request, tx sip.ServerTransaction, a *accounts.Account, id registrar.Identity) {
+// peer marks a pickup sent by another node on the user's behalf.
+func (s *Server) fromUser(req *sip.Request, tx sip.ServerTransaction, a *accounts.Account, id registrar.Identity, peer bool) {
 	snap := a.Snap
 	doc := snap.Doc()
 	dialled := req.Recipient.User
 	user := doc.Users[id.User]
 	trace := []string{fmt.Sprintf("INVITE from user %s (%s) dialling %q", id.User, s.source(req), dialled)}
-	in := call.Inbound{Req: req, Tx: tx, Snap: snap, Prompts: prompts(a), User: id.User, CallerID: user.Extension, CallerName: id.User}
+	in := call.Inbound{Req: req, Tx: tx, Snap: snap, Prompts: prompts(a), User: id.User, CallerID: user.Extension, CallerName: id.User, Source: s.source(req)}
 	if in.CallerID == "" {
 		in.CallerID = id.User
 	}
@@ -378,11 +443,11 @@ func (s *Server) fromUser(req *sip.Request, tx sip.ServerTransaction, a *account
 		_ = call.Respond(tx, req, call.ErrNotFound)
 		return
 	case routing.DialRefused:
-		s.log.Warn("external call refused: not in allowed_destinations", "user", id.User, "number", d.Target)
+		security.Log(s.log, security.TollFraud, s.source(req), "reason", "destination_not_allowed", "account", snap.Account(), "user", id.User, "destination", d.Target)
 		_ = call.Respond(tx, req, call.ErrForbidden)
 		return
 	case routing.DialOrbit:
-		in.Pickup = dialled
+		in.Pickup, in.FromPeer = dialled, peer
 	default: // the engine presents the service number on external legs
 		in.Target = d.Target
 	}

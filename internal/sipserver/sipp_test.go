@@ -53,9 +53,13 @@ func sippBinary(t *testing.T) string {
 	return p
 }
 
-// sippScenario returns the absolute path of a scenario in testdata/sipp.
+// sippScenario returns the absolute path of a scenario in testdata/sipp
+// (or name itself if it is an absolute path).
 func sippScenario(t *testing.T, name string) string {
 	t.Helper()
+	if filepath.IsAbs(name) {
+		return name
+	}
 	p, err := filepath.Abs(filepath.Join("..", "..", "testdata", "sipp", name))
 	if err != nil {
 		t.Fatal(err)
@@ -135,6 +139,7 @@ func freeLoopbackPorts(t *testing.T, n int) int {
 type sippOptions struct {
 	scenario  string            // file name in testdata/sipp
 	remote    string            // host:port a UAC sends to; "" for a UAS
+	ip        string            // -i: the local address (default 127.0.0.1)
 	service   string            // -s: the Request-URI user a UAC calls
 	keys      map[string]string // -key NAME VALUE: custom [NAME] keywords
 	transport string            // -t: u1 (default) or t1
@@ -166,6 +171,9 @@ func startSipp(ctx context.Context, t *testing.T, name string, o sippOptions) *s
 	if o.transport == "" {
 		o.transport = "u1"
 	}
+	if o.ip == "" {
+		o.ip = "127.0.0.1"
+	}
 	s := &sipp{
 		t:         t,
 		name:      name,
@@ -179,7 +187,7 @@ func startSipp(ctx context.Context, t *testing.T, name string, o sippOptions) *s
 	s.errFile = filepath.Join(s.dir, name+"_errors.log")
 	args := []string{
 		"-sf", sippScenario(t, o.scenario),
-		"-i", "127.0.0.1",
+		"-i", o.ip,
 		"-p", strconv.Itoa(s.port),
 		"-mp", strconv.Itoa(s.mediaPort),
 		// sipp also opens a UDP control socket on every interface (8888

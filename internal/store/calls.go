@@ -151,6 +151,9 @@ func (s *Store) InsertCall(ctx context.Context, c *CallRecord) error {
 	return s.InsertCalls(ctx, []*CallRecord{c})
 }
 
+// StartCall is InsertCall: a Store writes before it returns.
+func (s *Store) StartCall(ctx context.Context, c *CallRecord) error { return s.InsertCall(ctx, c) }
+
 // InsertCalls writes several call records in one transaction (see
 // InsertCall): either all are written or none.
 func (s *Store) InsertCalls(ctx context.Context, calls []*CallRecord) error {
@@ -500,11 +503,26 @@ func (s *Store) listCalls(ctx context.Context, f CallFilter, limit int) (calls [
 		add("t.account = ? AND t.tag = ? AND c.id = t.call_id", f.Account, f.Tag)
 	}
 	span(start, id)
+	// Of the equality filters with an index (number, caller, answered by,
+	// outcome, usually in that order of selectivity) only the first given
+	// is written so that it can use its index; the others are expressions
+	// that filter its rows. Left a choice without statistics, SQLite may
+	// read the outcome index instead: every rejected call of the account
+	// to find a number's few.
+	indexed := true
+	eq := func(column, scan, v string) {
+		if indexed {
+			add(column+" = ?", v)
+			indexed = false
+			return
+		}
+		add(scan+" = ?", v)
+	}
 	if f.Number != "" {
-		add("c.number = ?", f.Number)
+		eq("c.number", "(c.number || '')", f.Number)
 	}
 	if f.Caller != "" {
-		add(caller+" = ?", f.Caller)
+		eq(caller, callerScan, f.Caller)
 	}
 	if f.CallerPrefix != "" {
 		expr := callerScan
@@ -516,11 +534,11 @@ func (s *Store) listCalls(ctx context.Context, f CallFilter, limit int) (calls [
 			add(expr+" < ?", hi)
 		}
 	}
-	if f.Outcome != "" {
-		add("c.outcome = ?", f.Outcome)
-	}
 	if f.AnsweredBy != "" {
-		add("c.answered_by = ?", f.AnsweredBy)
+		eq("c.answered_by", "(c.answered_by || '')", f.AnsweredBy)
+	}
+	if f.Outcome != "" {
+		eq("c.outcome", "(c.outcome || '')", f.Outcome)
 	}
 	if f.HasRecording != nil {
 		add(presence("c.recording", *f.HasRecording))

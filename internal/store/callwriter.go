@@ -21,8 +21,10 @@ import (
 // a kill -9 (what is lost then is the last batch not yet committed, at most
 // callBatchDelay of calls' ends and events, whole).
 //
-// InsertCall queues a record and returns; Enqueue queues an event without
-// ever blocking; Close writes everything still queued. A batch the database
+// InsertCall queues a record and returns; StartCall queues the record of a
+// call starting and waits for its commit (a call is not placed before its
+// record would survive a kill -9), at most StartWait; Enqueue queues an
+// event without ever blocking; Close writes everything still queued. A batch the database
 // refuses is retried with backoff, then item by item, so that one bad
 // record does not lose the others.
 type CallWriter struct {
@@ -52,8 +54,9 @@ type CallWriterOptions struct {
 
 // journalItem is a record or an event waiting for the writer.
 type journalItem struct {
-	rec *CallRecord
-	ev  *Event
+	rec  *CallRecord
+	ev   *Event
+	done chan struct{} // closed once the item's batch is written (StartCall)
 }
 
 // Batching of a CallWriter. The queue holds eight seconds of 2,000 events a
@@ -65,6 +68,10 @@ const (
 	callBatchDelay      = 20 * time.Millisecond
 	journalRetries      = 3
 	journalRetryDelay   = 200 * time.Millisecond
+	// StartWait bounds how long StartCall waits for the database: when it
+	// is slower than that (a starved machine, a stalled disk), the call goes
+	// on and its record follows.
+	StartWait = 3 * time.Second
 )
 
 // NewCallWriter starts a batching writer; Close it to flush.
@@ -83,14 +90,38 @@ func (s *Store) NewCallWriter(o CallWriterOptions) *CallWriter {
 // InsertCall queues a copy of the record. It blocks only while the queue is
 // full (the database is behind), so no record is dropped.
 func (w *CallWriter) InsertCall(ctx context.Context, c *CallRecord) error {
-	rec := *c
+	return w.queue(ctx, journalItem{rec: c})
+}
+
+// StartCall queues a copy of the record of a call starting and returns
+// once it is committed, or after StartWait while the database is slow
+// (the record stays queued and is written later).
+func (w *CallWriter) StartCall(ctx context.Context, c *CallRecord) error {
+	it := journalItem{rec: c, done: make(chan struct{})}
+	if err := w.queue(ctx, it); err != nil {
+		return err
+	}
+	t := time.NewTimer(StartWait)
+	defer t.Stop()
+	select {
+	case <-it.done:
+	case <-t.C:
+		w.o.Log.Warn("call record not yet written: the call goes on", "call_id", c.ID, "waited", StartWait)
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+func (w *CallWriter) queue(ctx context.Context, it journalItem) error {
+	rec := *it.rec
+	it.rec = &rec
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
 		return errWriterClosed
 	}
 	select {
-	case w.in <- journalItem{rec: &rec}:
+	case w.in <- it:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -153,6 +184,11 @@ func (w *CallWriter) run() {
 		}
 		timer.Stop()
 		w.flush(batch)
+		for _, it := range batch {
+			if it.done != nil {
+				close(it.done)
+			}
+		}
 	}
 }
 

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,7 @@ type Contact struct {
 	Expires    time.Time
 	Path       []string // the REGISTER's Path (RFC 3327)
 	NAT        bool     // the REGISTER showed the device behind NAT
+	Client     string   // the IP address the REGISTER is accounted to (behind a trusted proxy, the one it names)
 }
 
 // PutContact adds or refreshes a binding, keyed by account, user and URI.
@@ -32,14 +34,14 @@ func (s *Store) PutContact(ctx context.Context, c Contact) error {
 		return err
 	}
 	_, err = s.db.ExecContext(ctx, `
-		INSERT INTO contacts (account, username, uri, source, transport, user_agent, instance_id, expires_us, path, nat)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+		INSERT INTO contacts (account, username, uri, source, transport, user_agent, instance_id, expires_us, path, nat, client)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (account, username, uri) DO UPDATE SET
 			source = excluded.source, transport = excluded.transport,
 			user_agent = excluded.user_agent, instance_id = excluded.instance_id,
-			expires_us = excluded.expires_us, path = excluded.path, nat = excluded.nat`,
+			expires_us = excluded.expires_us, path = excluded.path, nat = excluded.nat, client = excluded.client`,
 		c.Account, c.User, c.URI, c.Source, c.Transport, c.UserAgent, c.InstanceID, c.Expires.UnixMicro(),
-		string(path), boolInt(c.NAT))
+		string(path), boolInt(c.NAT), c.Client)
 	if err != nil {
 		return fmt.Errorf("put contact %s of %s/%s: %w", c.URI, c.Account, c.User, err)
 	}
@@ -79,7 +81,7 @@ func (s *Store) Registrations(ctx context.Context, account string, now time.Time
 
 func (s *Store) contacts(ctx context.Context, where string, args ...any) ([]Contact, error) {
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT account, username, uri, source, transport, user_agent, instance_id, expires_us, path, nat
+		SELECT account, username, uri, source, transport, user_agent, instance_id, expires_us, path, nat, client
 		FROM contacts WHERE `+where+` ORDER BY username, expires_us DESC, uri`, args...)
 	if err != nil {
 		return nil, err
@@ -93,7 +95,7 @@ func (s *Store) contacts(ctx context.Context, where string, args ...any) ([]Cont
 			path    string
 			nat     int64
 		)
-		if err := rows.Scan(&c.Account, &c.User, &c.URI, &c.Source, &c.Transport, &c.UserAgent, &c.InstanceID, &expires, &path, &nat); err != nil {
+		if err := rows.Scan(&c.Account, &c.User, &c.URI, &c.Source, &c.Transport, &c.UserAgent, &c.InstanceID, &expires, &path, &nat, &c.Client); err != nil {
 			return nil, err
 		}
 		if c.Path, err = decodeList(path); err != nil {
@@ -104,6 +106,21 @@ func (s *Store) contacts(ctx context.Context, where string, args ...any) ([]Cont
 		cs = append(cs, c)
 	}
 	return cs, rows.Err()
+}
+
+// RegisteredFrom reports whether any binding that has not expired at now
+// came from the IP address client (Contact.Client).
+func (s *Store) RegisteredFrom(ctx context.Context, client string, now time.Time) (bool, error) {
+	var one int
+	err := s.db.QueryRowContext(ctx, `SELECT 1 FROM contacts WHERE client = $1 AND expires_us > $2 LIMIT 1`,
+		client, now.UnixMicro()).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("registrations from %s: %w", client, err)
+	}
+	return true, nil
 }
 
 // PurgeExpired deletes the bindings that have expired at now and returns

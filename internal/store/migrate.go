@@ -107,11 +107,12 @@ func (s *Store) applyMigrations(ctx context.Context, ms []migration) error {
 }
 
 // dialectSQL adapts a migration to the database. Migrations are written
-// once for both; the one spelling that differs is byte-order collation,
-// COLLATE "C" on PostgreSQL and COLLATE BINARY (the default) on SQLite.
+// once for both, in PostgreSQL's spelling where the two differ: byte-order
+// collation (COLLATE "C", SQLite's default COLLATE BINARY) and the position
+// of a substring (strpos, SQLite's instr, with the same arguments).
 func (s *Store) dialectSQL(query string) string {
 	if s.dialect == DialectSQLite {
-		return strings.ReplaceAll(query, `COLLATE "C"`, `COLLATE BINARY`)
+		return strings.NewReplacer(`COLLATE "C"`, `COLLATE BINARY`, `strpos(`, `instr(`).Replace(query)
 	}
 	return query
 }

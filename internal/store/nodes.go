@@ -118,8 +118,8 @@ func (w *CallWriter) CloseCrashed(ctx context.Context, node string, now time.Tim
 }
 
 // ReapNodes closes the calls of every node whose heartbeat is older than
-// NodeDeadAfter at now with cause node_lost, at its last heartbeat, and
-// removes it. Each dead node is taken by one transaction that deletes its
+// NodeDeadAfter at now with cause node_lost, at its last heartbeat, frees
+// its park orbits, and removes it. Each dead node is taken by one transaction that deletes its
 // row first, so when several nodes reap at once its calls are closed once.
 // It returns how many calls each dead node had open.
 func (w *CallWriter) ReapNodes(ctx context.Context, now time.Time) (map[string]int, error) {
@@ -151,6 +151,9 @@ func (w *CallWriter) ReapNodes(ctx context.Context, now time.Time) (map[string]i
 			}
 			if n, err := res.RowsAffected(); err != nil || n == 0 {
 				return err // another node took it, or it beat again
+			}
+			if err := clearOrbits(ctx, tx, id); err != nil {
+				return err
 			}
 			closed, err := w.closeOpen(ctx, tx, id, CauseNodeLost, time.UnixMicro(beat), "node "+id+" stopped beating with the call open")
 			out[id] = closed

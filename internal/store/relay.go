@@ -34,6 +34,12 @@ func (s *Store) NotifyLive(ctx context.Context, payload string) error {
 // (this one included), until ctx ends or the connection fails. On SQLite it
 // just waits for ctx.
 func (s *Store) ListenLive(ctx context.Context, fn func(payload string)) error {
+	return s.listen(ctx, LiveChannel, fn)
+}
+
+// listen calls fn with every payload NOTIFYed on channel, until ctx ends or
+// the connection fails. On SQLite it just waits for ctx.
+func (s *Store) listen(ctx context.Context, channel string, fn func(payload string)) error {
 	if !s.Shared() {
 		<-ctx.Done()
 		return ctx.Err()
@@ -49,13 +55,13 @@ func (s *Store) ListenLive(ctx context.Context, fn func(payload string)) error {
 			return fmt.Errorf("unexpected driver connection %T", driverConn)
 		}
 		pc := sc.Conn()
-		if _, err := pc.Exec(ctx, "LISTEN "+LiveChannel); err != nil {
+		if _, err := pc.Exec(ctx, "LISTEN "+channel); err != nil {
 			return err
 		}
 		defer func() {
 			uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			pc.Exec(uctx, "UNLISTEN "+LiveChannel)
+			pc.Exec(uctx, "UNLISTEN "+channel)
 		}()
 		for {
 			n, err := pc.WaitForNotification(ctx)
@@ -69,7 +75,7 @@ func (s *Store) ListenLive(ctx context.Context, fn func(payload string)) error {
 		return ctx.Err()
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
-		return fmt.Errorf("listen: %w", err)
+		return fmt.Errorf("listen %s: %w", channel, err)
 	}
 	return err
 }

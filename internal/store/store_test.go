@@ -915,6 +915,39 @@ func TestWatchConfig(t *testing.T) {
 	})
 }
 
+// TestCallWriterStartCall: the record of a call starting is in the
+// database when StartCall returns, before any Close, so a kill -9 right
+// after cannot lose it; several calls starting at once share a commit.
+func TestCallWriterStartCall(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *Store) {
+		ctx := testContext(t)
+		w := s.NewCallWriter(CallWriterOptions{})
+		defer w.Close()
+		start := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				id := fmt.Sprintf("s-%d", i)
+				rec := testCall("acme", id, start)
+				rec.End, rec.Answer = time.Time{}, time.Time{}
+				if err := w.StartCall(ctx, rec); err != nil {
+					t.Error(err)
+					return
+				}
+				got, err := s.GetCall(ctx, "acme", id)
+				if err != nil {
+					t.Errorf("%s right after StartCall: %v", id, err)
+				} else if !got.End.IsZero() {
+					t.Errorf("%s: end %v, want an open record", id, got.End)
+				}
+			}()
+		}
+		wg.Wait()
+	})
+}
+
 // TestCallWriterBatches: records queued from many goroutines are all
 // written once Close returns, and a bad record does not lose its batch.
 func TestCallWriterBatches(t *testing.T) {

@@ -129,7 +129,7 @@ func Run(t testing.TB, doc string, opts ...Options) *Server {
 		Log:                 o.Log,
 		TTS:                 o.TTS,
 		CaptchaRand:         o.CaptchaRand,
-		Guard:               registrar.GuardConfig{Rate: -1},
+		Guard:               registrar.GuardConfig{FloodRequests: -1},
 		Events:              o.Events,
 		Now:                 o.Now,
 	}
