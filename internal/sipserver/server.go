@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -94,14 +95,9 @@ func Listen(cfg Config) (*Server, error) {
 	if cfg.SIPAddr == "" {
 		cfg.SIPAddr = ":5060"
 	}
-	udp, err := net.ListenPacket("udp", cfg.SIPAddr)
+	udp, tcp, err := listenPair(cfg.SIPAddr)
 	if err != nil {
-		return nil, fmt.Errorf("sip udp listen %s: %w", cfg.SIPAddr, err)
-	}
-	tcp, err := net.Listen("tcp", udp.LocalAddr().String())
-	if err != nil {
-		udp.Close()
-		return nil, fmt.Errorf("sip tcp listen %s: %w", udp.LocalAddr(), err)
+		return nil, err
 	}
 	// The default 208 KiB receive buffer overflows in load bursts, and
 	// every dropped INVITE comes back as a retransmission.
@@ -116,6 +112,31 @@ func Listen(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// listenPair binds UDP and TCP on one port. When the port is 0 the kernel
+// picks the UDP port, and that port may already be taken for TCP by
+// another program: then it tries another, a few times.
+func listenPair(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, _ := net.SplitHostPort(addr)
+	tries := 1
+	if port == "0" {
+		tries = 20
+	}
+	for i := 1; ; i++ {
+		udp, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, fmt.Errorf("sip udp listen %s: %w", addr, err)
+		}
+		tcp, err := net.Listen("tcp", udp.LocalAddr().String())
+		if err == nil {
+			return udp, tcp, nil
+		}
+		udp.Close()
+		if i >= tries || !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, nil, fmt.Errorf("sip tcp listen %s: %w", udp.LocalAddr(), err)
+		}
+	}
 }
 
 // Ready reports whether the server answers calls.
