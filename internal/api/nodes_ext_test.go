@@ -6,19 +6,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchboard/switchboard/internal/media"
 	"github.com/switchboard/switchboard/internal/node/nodetest"
+	"github.com/switchboard/switchboard/internal/store"
 	"github.com/switchboard/switchboard/internal/testphone"
 )
 
 // TestTwoNodesLiveAndMedia: two nodes on one PostgreSQL sharing one
 // --media-dir. A call that lands on node a, to bob registered through
 // node b, is in b's live list (named by a's node id) and b's event stream
-// while it is up, and once it has ended b serves its recording.
+// while it is up, and once it has ended b serves its recording; a
+// voicemail left through a is served by b too.
 func TestTwoNodesLiveAndMedia(t *testing.T) {
 	db := nodetest.PostgresURL(t)
-	media := t.TempDir()
-	a := nodetest.Run(t, fmt.Sprintf(acmeDoc, builtinDir(t)), nodetest.Options{DB: db, TTS: stubTTS{}, MediaDir: media, NodeID: "node-a"})
-	b := nodetest.Run(t, "", nodetest.Options{DB: db, TTS: stubTTS{}, MediaDir: media, NodeID: "node-b"})
+	mediaDir := t.TempDir()
+	a := nodetest.Run(t, fmt.Sprintf(acmeDoc, builtinDir(t)), nodetest.Options{DB: db, TTS: stubTTS{}, MediaDir: mediaDir, NodeID: "node-a"})
+	b := nodetest.Run(t, "", nodetest.Options{DB: db, TTS: stubTTS{}, MediaDir: mediaDir, NodeID: "node-b"})
 	// a learns of b at its next heartbeat (every second); until then a,
 	// alone as far as it knows, relays no live events.
 	time.Sleep(1200 * time.Millisecond)
@@ -84,5 +87,23 @@ func TestTwoNodesLiveAndMedia(t *testing.T) {
 	r := want(t, cb.do("GET", "/acme/calls/"+id+"/recording", nil), 200)
 	if r.Header.Get("Content-Type") != "audio/wav" || len(r.Body) < 44+8000 {
 		t.Errorf("b serves a's recording: %s, %d bytes", r.Header.Get("Content-Type"), len(r.Body))
+	}
+
+	const vmFrom = "+34911222444"
+	vc, err := dial(t, a, carrierPhone(t), "+34910000004", vmFrom, testphone.DialOptions{Play: media.Sine(425)})
+	if err != nil {
+		t.Fatalf("voicemail call on a: %v", err)
+	}
+	wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if err := vc.WaitForTone(wctx, 1000, 100*time.Millisecond); err != nil {
+		t.Errorf("voicemail on a: no beep: %v", err)
+	}
+	cancel()
+	time.Sleep(1200 * time.Millisecond)
+	hangup(t, vc)
+	vm := waitCall(t, a, vmFrom, time.Time{}, func(r *store.CallRecord) bool { return ended(r) && r.Voicemail != "" })
+	r = want(t, cb.do("GET", "/acme/voicemails/"+vm.ID+"/audio", nil), 200)
+	if r.Header.Get("Content-Type") != "audio/wav" || len(r.Body) < 44+8000 {
+		t.Errorf("b serves a voicemail left on a: %s, %d bytes", r.Header.Get("Content-Type"), len(r.Body))
 	}
 }
