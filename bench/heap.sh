@@ -30,7 +30,7 @@ sipp -sf $B/sipp/uas.xml -i 127.0.0.1 -p 51010 -cp 51011 -mp 51012 -key sdp_port
 UAS=$!
 $O/switchboard serve --db sqlite:$O/sb.db --config "$O/config.yaml" --sip 127.0.0.1:51030 --http 127.0.0.1:51031 --rtp-ports 20000-29999 --log-level warn --pprof > $O/sb.log 2>&1 &
 SB=$!
-trap 'kill -TERM $SB $UAS 2>/dev/null' EXIT
+trap 'kill -TERM $SB $UAS ${UAC:-} 2>/dev/null' EXIT
 for i in $(seq 100); do curl -fsS --max-time 1 http://127.0.0.1:51031/readyz >/dev/null 2>&1 && break; sleep 0.1; done
 sample() { echo "$1 rss_kb=$(awk '/VmRSS/{print $2}' /proc/$SB/status) $(curl -fsS http://127.0.0.1:51031/metrics | grep -E '^go_memstats_heap_inuse_bytes|^go_goroutines' | tr '\n' ' ')"; }
 sample idle
